@@ -1,1 +1,37 @@
-fn main() {}
+//! `berth`: the command line. Parses arguments, wires the libraries, prints. Nothing else
+//! prints, and nothing here decides what a deploy does (that is `berth-plan`).
+
+mod cli;
+mod cmd;
+mod report;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Documented exit codes (docs/cli.md). Keep in step.
+pub mod exit {
+    /// Success; for `plan --detailed-exitcode`: no changes.
+    pub const OK: u8 = 0;
+    /// The stack files are invalid (`check` found errors, or any command could not load them).
+    pub const INVALID: u8 = 1;
+    /// Bad command-line usage (unknown flag, missing argument).
+    pub const USAGE: u8 = 2;
+    /// No Docker engine could be reached, or it is not usable (not a swarm manager).
+    pub const ENGINE: u8 = 3;
+    /// The operation ran and failed (a deploy that was rolled back, a failing command).
+    pub const FAILED: u8 = 4;
+    /// `plan --detailed-exitcode`: the plan has changes.
+    pub const CHANGES: u8 = 10;
+}
+
+fn main() -> ExitCode {
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    ExitCode::from(cmd::run(args))
+}

@@ -1,1 +1,90 @@
-//! placeholder
+//! berth-engine: the only crate that talks to Docker.
+//!
+//! It connects to an engine (a [`Target`] says which), observes the objects of one stack
+//! ([`Engine::observe`] → [`berth_plan::Observed`]) and carries out plans. Everything it reads is
+//! filtered by the stack's namespace label, so it never sees — or touches — objects it does not own.
+
+mod observe;
+
+use bollard::Docker;
+
+/// Where the engine is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The Docker engine on this machine (`DOCKER_HOST`, or the default unix socket).
+    Local,
+}
+
+/// What can go wrong talking to Docker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No engine answered at all.
+    #[error("no Docker engine answers at {address}: {source}")]
+    Unreachable {
+        address: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// The engine answered but is not a swarm manager.
+    #[error("the Docker engine at {address} is not a swarm manager (swarm state: {state})")]
+    NotManager { address: String, state: String },
+    /// An API call failed.
+    #[error("Docker API call `{call}` failed: {source}")]
+    Api {
+        call: &'static str,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+impl EngineError {
+    /// What the user can do about it, one line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::Unreachable { .. } => Some(
+                "start dockerd (`sudo systemctl start docker`, or `sudo dockerd &`), or point DOCKER_HOST at a running engine"
+                    .into(),
+            ),
+            EngineError::NotManager { .. } => {
+                Some("run `berth deploy` (it initialises swarm mode on the local engine) or `docker swarm init`".into())
+            }
+            EngineError::Api { .. } => None,
+        }
+    }
+}
+
+/// A connection to one Docker engine, API version negotiated.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    address: String,
+}
+
+impl Engine {
+    /// Connects and negotiates the API version; fails with [`EngineError::Unreachable`] when nothing answers.
+    pub async fn connect(target: &Target) -> Result<Engine, EngineError> {
+        match target {
+            Target::Local => {
+                let address = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+                let docker = Docker::connect_with_local_defaults()
+                    .map_err(|source| EngineError::Unreachable { address: address.clone(), source })?;
+                let docker = docker
+                    .negotiate_version()
+                    .await
+                    .map_err(|source| EngineError::Unreachable { address: address.clone(), source })?;
+                Ok(Engine { docker, address })
+            }
+        }
+    }
+
+    /// The underlying client, for the engine's own modules.
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Human-readable address of the engine.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}

@@ -5,8 +5,14 @@
 //! output is a [`Desired`] state (Engine-API-shaped specs) and a [`Plan`]: ordered actions, each
 //! update with a per-field diff.
 
+pub mod convert;
 pub mod desired;
+pub mod diff;
 pub mod observed;
+pub mod plan;
+pub mod render;
 
 pub use desired::Desired;
 pub use observed::Observed;
+pub use plan::{Action, Change, Plan, PlanOptions, plan};
+pub use render::render_text;

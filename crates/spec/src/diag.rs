@@ -92,3 +92,43 @@ impl SourceMap {
         None
     }
 }
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo
+/// (distance ≤ 2, or ≤ a third of the word's length for long words).
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_finds_close_typos_only() {
+        assert_eq!(did_you_mean("replica", ["replicas", "mode", "labels"]), Some("replicas"));
+        assert_eq!(did_you_mean("imgae", ["image", "init"]), Some("image"));
+        assert_eq!(did_you_mean("frobnicate", ["image", "init"]), None);
+    }
+}

@@ -7,7 +7,13 @@
 //! model, normalised like docker/cli's loader) → merge (docker/cli's multi-file rules).
 
 pub mod diag;
+pub mod merge;
+pub mod model;
+pub mod render;
+pub mod schema;
+pub mod xberth;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Severity, SourceMap};
+pub use model::{Service, Stack};
 pub use yaml::{Node, Pos, Value};

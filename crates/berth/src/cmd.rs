@@ -1,0 +1,207 @@
+//! One function per command. Each returns its exit code (see [`crate::exit`]).
+
+use crate::cli::{Cli, Command, Format, StackArgs};
+use crate::exit;
+use crate::report;
+use berth_spec::load::{LoadFailed, LoadOptions, Loaded};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+pub fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Config { format } => config(&cli.stack, format),
+        Command::Check { json } => check(&cli.stack, json),
+        Command::Plan { json, observed, detailed_exitcode, remove_volumes } => {
+            plan(&cli.stack, json, observed.as_deref(), detailed_exitcode, remove_volumes)
+        }
+    }
+}
+
+/// Prints an error line (and hint) for a failure that is not about the user's files.
+fn fail(code: u8, message: impl std::fmt::Display, hint: Option<String>) -> u8 {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {message}");
+    if let Some(h) = hint {
+        let _ = writeln!(err, "  hint: {h}");
+    }
+    code
+}
+
+fn print_diagnostics(diags: &[berth_spec::Diagnostic], sources: &berth_spec::SourceMap) {
+    if diags.is_empty() {
+        return;
+    }
+    let text = if std::io::stderr().is_terminal() {
+        report::render(diags, sources)
+    } else {
+        report::render_plain(diags, sources)
+    };
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Resolves the files and loads the stack; on failure prints the diagnostics.
+fn load(args: &StackArgs) -> Result<Loaded, u8> {
+    let files = if args.files.is_empty() {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        match berth_spec::load::default_file(&cwd) {
+            Some(f) => vec![f],
+            None => {
+                return Err(fail(
+                    exit::INVALID,
+                    format!("no compose file in {}", cwd.display()),
+                    Some("name one with `-c FILE`, or create compose.yaml".into()),
+                ));
+            }
+        }
+    } else {
+        args.files.clone()
+    };
+    let opts = LoadOptions {
+        files,
+        env_files: args.env_files.clone(),
+        environ: std::env::vars().collect(),
+        dotenv: !args.no_dotenv,
+    };
+    match berth_spec::load::load(&opts) {
+        Ok(loaded) => Ok(loaded),
+        Err(LoadFailed { sources, diagnostics }) => {
+            print_diagnostics(&diagnostics, &sources);
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            let _ = writeln!(std::io::stderr(), "{errors} error(s); nothing was changed");
+            Err(exit::INVALID)
+        }
+    }
+}
+
+/// The stack name: `--stack`, else `x-berth.name`, else the first file's directory name.
+fn stack_name(args: &StackArgs, loaded: &Loaded) -> String {
+    if let Some(n) = &args.name {
+        return n.clone();
+    }
+    if let Some(n) = loaded.stack.extras.get("x-berth").and_then(|x| x.get("name")).and_then(|n| n.as_str()) {
+        return n.to_string();
+    }
+    let first = args.files.first().cloned().unwrap_or_else(|| PathBuf::from("compose.yaml"));
+    let dir = std::fs::canonicalize(&first).ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let raw = dir.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()).unwrap_or("stack");
+    let cleaned: String = raw
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    if cleaned.is_empty() { "stack".into() } else { cleaned }
+}
+
+fn config(args: &StackArgs, format: Format) -> u8 {
+    let loaded = match load(args) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    print_diagnostics(&loaded.warnings, &loaded.sources);
+    let out = match format {
+        Format::Yaml => berth_spec::render::to_yaml(&loaded.stack),
+        Format::Json => berth_spec::render::to_json(&loaded.stack),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    if !out.ends_with('\n') {
+        let _ = stdout.write_all(b"\n");
+    }
+    exit::OK
+}
+
+fn check(args: &StackArgs, json: bool) -> u8 {
+    if json {
+        // Same load, but the diagnostics go to stdout as JSON instead of stderr as text.
+        let files = args.files.clone();
+        let files = if files.is_empty() {
+            std::env::current_dir().ok().and_then(|d| berth_spec::load::default_file(&d)).into_iter().collect()
+        } else {
+            files
+        };
+        let opts = LoadOptions {
+            files,
+            env_files: args.env_files.clone(),
+            environ: std::env::vars().collect(),
+            dotenv: !args.no_dotenv,
+        };
+        let (ok, diags, sources) = match berth_spec::load::load(&opts) {
+            Ok(l) => (true, l.warnings, l.sources),
+            Err(f) => (false, f.diagnostics, f.sources),
+        };
+        let v = serde_json::json!({ "valid": ok, "diagnostics": report::to_json(&diags, &sources) });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return if ok { exit::OK } else { exit::INVALID };
+    }
+    match load(args) {
+        Ok(loaded) => {
+            print_diagnostics(&loaded.warnings, &loaded.sources);
+            let n = loaded.stack.services.len();
+            let _ = writeln!(
+                std::io::stderr(),
+                "valid: {n} service(s){}",
+                if loaded.warnings.is_empty() { String::new() } else { format!(", {} warning(s)", loaded.warnings.len()) }
+            );
+            exit::OK
+        }
+        Err(code) => code,
+    }
+}
+
+fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, remove_volumes: bool) -> u8 {
+    let loaded = match load(args) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    print_diagnostics(&loaded.warnings, &loaded.sources);
+    let name = stack_name(args, &loaded);
+    let read = |p: &Path| std::fs::read(p);
+    let desired = match berth_plan::convert::desired(
+        &loaded.stack,
+        &name,
+        &berth_plan::convert::ConvertOptions { content_addressed: true },
+        &read,
+    ) {
+        Ok(d) => d,
+        Err(diags) => {
+            print_diagnostics(&diags, &loaded.sources);
+            return exit::INVALID;
+        }
+    };
+    let observed = match observed {
+        Some(path) => match std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| {
+            serde_json::from_slice::<berth_plan::Observed>(&b).map_err(|e| e.to_string())
+        }) {
+            Ok(o) => o,
+            Err(e) => return fail(exit::INVALID, format!("cannot read observed state {}: {e}", path.display()), None),
+        },
+        None => match observe(&name) {
+            Ok(o) => o,
+            Err(code) => return code,
+        },
+    };
+    let opts = berth_plan::plan::PlanOptions { remove_volumes, ..Default::default() };
+    let plan = berth_plan::plan::plan(&desired, &observed, &opts);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+    } else {
+        print!("{}", berth_plan::render::render_text(&plan));
+    }
+    if detailed && !plan.is_empty() { exit::CHANGES } else { exit::OK }
+}
+
+/// Observes the stack on the local engine.
+fn observe(stack: &str) -> Result<berth_plan::Observed, u8> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| fail(exit::FAILED, e, None))?;
+    rt.block_on(async {
+        let engine = berth_engine::Engine::connect(&berth_engine::Target::Local).await.map_err(|e| {
+            let hint = e.hint();
+            fail(exit::ENGINE, e, hint)
+        })?;
+        engine.observe(stack).await.map_err(|e| {
+            let hint = e.hint();
+            fail(exit::ENGINE, e, hint)
+        })
+    })
+}

@@ -1,1 +1,0 @@
-//! Validation of a document against the compose file format of its `version` (3.0–3.13).

@@ -1,0 +1,927 @@
+//! The `x-berth` extension: what a compose file cannot say — domains, TLS, routes, release
+//! commands, targets. Compose ignores `x-*` keys, so the same file still works with
+//! `docker stack deploy`. Reference: `docs/x-berth.md` (keep the two in step).
+//!
+//! Two entry points: [`check_document`] validates every `x-berth` block of one parsed document
+//! with positions (before merging), and [`XBerth::from_stack_json`] / [`ServiceBerth::from_json`]
+//! read the merged, already-checked values into types.
+
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::yaml::{Map, Node, Pos, Value};
+use std::collections::BTreeMap;
+
+/// Top-level `x-berth`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct XBerth {
+    /// Stack name; default: the name of the directory holding the first compose file.
+    pub name: Option<String>,
+    /// Public host names the edge answers for (first one is the primary).
+    pub domains: Vec<String>,
+    /// Certificates; absent means plain HTTP only (or the local CA for `*.localhost`).
+    pub acme: Option<Acme>,
+    pub edge: Edge,
+    /// Files the edge serves itself from volumes of the stack.
+    #[serde(rename = "static")]
+    pub statics: Vec<StaticMount>,
+    /// Registry/repository prefix that built images are pushed to (`registry.example.com/blog`).
+    pub registry: Option<String>,
+    /// Named places to deploy to; `local` always exists.
+    pub targets: BTreeMap<String, TargetSpec>,
+    /// Target used when `--target` is not given (default `local`).
+    pub default_target: Option<String>,
+}
+
+/// ACME (Let's Encrypt or any RFC 8555 server) settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Acme {
+    pub email: String,
+    /// Directory URL. `letsencrypt` (default), `letsencrypt-staging`, `local` (a CA berth makes for
+    /// development) or any `https://` URL.
+    pub directory: String,
+}
+
+/// Where and how the edge proxy runs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Edge {
+    /// Placement constraints for the edge's global service (default: `node.role == manager`).
+    pub placement: Vec<String>,
+    pub http_port: u16,
+    pub https_port: u16,
+    /// Send `Strict-Transport-Security` on HTTPS responses.
+    pub hsts: bool,
+    /// Default request body limit in bytes (routes may override).
+    pub max_body: u64,
+    /// Default upstream timeout in milliseconds (routes may override).
+    pub timeout_ms: u64,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Edge {
+            placement: vec!["node.role == manager".into()],
+            http_port: 80,
+            https_port: 443,
+            hsts: true,
+            max_body: 10 << 20,
+            timeout_ms: 60_000,
+        }
+    }
+}
+
+/// A path prefix served from a volume of the stack.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StaticMount {
+    /// URL path prefix, e.g. `/static`.
+    pub path: String,
+    /// A volume declared in the stack's top-level `volumes:`.
+    pub volume: String,
+    /// Directory inside the volume to serve (default: its root).
+    pub subdir: Option<String>,
+    /// Single-page app: unknown paths without a file get `index.html`.
+    pub spa: bool,
+    /// Only for this host (default: every domain).
+    pub host: Option<String>,
+}
+
+/// One deploy target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TargetSpec {
+    /// The Docker engine on this machine.
+    Local,
+    Ssh(SshTarget),
+    Aws(AwsTarget),
+}
+
+/// Linux hosts reached over SSH.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SshTarget {
+    /// `[user@]host[:port]`, in order; the first `managers` hosts become managers.
+    pub hosts: Vec<String>,
+    pub user: Option<String>,
+    /// Private key file; default: the SSH agent, then `~/.ssh/id_ed25519`, `~/.ssh/id_rsa`.
+    pub key: Option<String>,
+    pub managers: u32,
+    /// Hosts that run the edge (default: the managers).
+    pub edge: Vec<String>,
+    /// Node labels per host.
+    pub labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// Accept and record unknown host keys (trust on first use). Default false.
+    pub trust_new_hosts: bool,
+}
+
+/// AWS infrastructure berth provisions with CloudFormation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AwsTarget {
+    pub region: String,
+    pub profile: Option<String>,
+    /// `single` (one host) or `cluster` (manager and worker auto-scaling groups over three zones).
+    pub mode: String,
+    pub instance_type: Option<String>,
+    pub workers: u32,
+    /// Route53 hosted zone of the domains.
+    pub hosted_zone: Option<String>,
+    /// CIDR allowed to reach SSH; absent means SSH closed.
+    pub ssh_cidr: Option<String>,
+}
+
+/// Per-service `x-berth`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ServiceBerth {
+    /// Requests the edge sends to this service.
+    pub routes: Vec<Route>,
+    /// Container port the edge proxies to (required with routes).
+    pub port: Option<u16>,
+    /// HTTP health check the edge and the rollout gate use.
+    pub health: Option<Health>,
+    /// Release commands: run once per release, in order, as a Swarm job from the new image,
+    /// before any new task takes traffic. Each is an argv.
+    pub release: Vec<Vec<String>>,
+}
+
+/// One route to a service.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Route {
+    /// Path prefix; `/` matches everything not matched by a longer prefix.
+    pub path: String,
+    /// Only requests for this host (default: every domain).
+    pub host: Option<String>,
+    /// Remove the prefix before proxying.
+    pub strip_prefix: bool,
+    pub max_body: Option<u64>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// HTTP health check of a routed service.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Health {
+    pub path: String,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+}
+
+const TOP_KEYS: &[&str] = &["name", "domain", "domains", "acme", "edge", "static", "registry", "targets", "default_target"];
+const ACME_KEYS: &[&str] = &["email", "directory"];
+const EDGE_KEYS: &[&str] = &["placement", "http_port", "https_port", "hsts", "max_body", "timeout"];
+const STATIC_KEYS: &[&str] = &["path", "volume", "subdir", "spa", "host"];
+const SSH_KEYS: &[&str] = &["ssh", "user", "key", "managers", "edge", "labels", "trust_new_hosts"];
+const AWS_KEYS: &[&str] = &["aws", "region", "profile", "mode", "instance_type", "workers", "hosted_zone", "ssh_cidr"];
+const SERVICE_KEYS: &[&str] = &["routes", "port", "health", "release"];
+const ROUTE_KEYS: &[&str] = &["path", "host", "strip_prefix", "max_body", "timeout"];
+const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout"];
+
+/// Validates every `x-berth` block of one parsed (interpolated) document: the top-level one and
+/// each service's. Returns all problems with positions. Cross-checks what one document can:
+/// routes need a `port`, static volumes must be declared, no two services claim the same route.
+pub fn check_document(doc: &Node) -> Vec<Diagnostic> {
+    let mut cx = Cx::default();
+    let volumes: Vec<&str> = doc.get("volumes").and_then(Node::as_map).map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    if let Some(top) = doc.get("x-berth") {
+        let x = cx.top(top, "x-berth");
+        for (i, s) in x.statics.iter().enumerate() {
+            if doc.get("volumes").is_some() && !volumes.contains(&s.volume.as_str()) {
+                let at = top.at(&["static"]).and_then(|n| n.as_seq()).and_then(|s| s.get(i)).map(|n| n.get("volume").map(Node::pos_of).unwrap_or(n.pos));
+                let mut d = Diagnostic::error("xberth.volume", at, format!("x-berth.static[{i}].volume"), format!("volume `{}` is not declared in the top-level `volumes:`", s.volume));
+                if let Some(m) = did_you_mean(&s.volume, volumes.iter().copied()) {
+                    d = d.with_hint(format!("did you mean `{m}`?"));
+                }
+                cx.diags.push(d);
+            }
+        }
+    }
+    let mut claimed: BTreeMap<(Option<String>, String), String> = BTreeMap::new();
+    if let Some(services) = doc.get("services").and_then(Node::as_map) {
+        for (name, svc) in services {
+            let Some(node) = svc.get("x-berth") else { continue };
+            let path = format!("services.{name}.x-berth");
+            let sb = cx.service(node, &path);
+            if !sb.routes.is_empty() && sb.port.is_none() {
+                cx.diags.push(
+                    Diagnostic::error("xberth.port", Some(node.anchor()), path.clone(), "a service with `routes` needs a `port`")
+                        .with_hint("add `port: 8000` (the port the container listens on)"),
+                );
+            }
+            for (i, r) in sb.routes.iter().enumerate() {
+                let key = (r.host.clone(), r.path.clone());
+                if let Some(other) = claimed.get(&key) {
+                    let at = node.get("routes").and_then(Node::as_seq).and_then(|s| s.get(i)).map(|n| n.pos);
+                    cx.diags.push(Diagnostic::error("xberth.route-taken", at, format!("{path}.routes[{i}]"), format!("route `{}` is already routed to service `{other}`", r.path)));
+                } else {
+                    claimed.insert(key, name.clone());
+                }
+            }
+        }
+    }
+    cx.diags
+}
+
+impl Node {
+    fn pos_of(&self) -> Pos {
+        self.pos
+    }
+}
+
+impl XBerth {
+    /// Reads the merged top-level `x-berth` value (already checked by [`check_document`]).
+    pub fn from_json(v: &serde_json::Value) -> XBerth {
+        let mut cx = Cx::default();
+        cx.top(&Node::from_json(v, Pos::default()), "x-berth")
+    }
+
+    /// All routes and statics of the stack, for the edge: `(service, route)` pairs sorted so the
+    /// longest prefix comes first.
+    pub fn routes<'a>(services: impl IntoIterator<Item = (&'a str, &'a ServiceBerth)>) -> Vec<(&'a str, &'a Route)> {
+        let mut all: Vec<(&str, &Route)> = services.into_iter().flat_map(|(n, s)| s.routes.iter().map(move |r| (n, r))).collect();
+        all.sort_by(|a, b| b.1.path.len().cmp(&a.1.path.len()).then_with(|| a.1.path.cmp(&b.1.path)).then_with(|| a.0.cmp(b.0)));
+        all
+    }
+}
+
+impl ServiceBerth {
+    /// Reads a merged service-level `x-berth` value (already checked by [`check_document`]).
+    pub fn from_json(v: &serde_json::Value) -> ServiceBerth {
+        let mut cx = Cx::default();
+        cx.service(&Node::from_json(v, Pos::default()), "x-berth")
+    }
+}
+
+/// Validation context: collects diagnostics while reading values with defaults.
+#[derive(Default)]
+struct Cx {
+    diags: Vec<Diagnostic>,
+}
+
+impl Cx {
+    fn err(&mut self, code: &'static str, at: &Node, path: &str, msg: String) {
+        self.diags.push(Diagnostic::error(code, Some(at.pos), path, msg));
+    }
+
+    fn expected(&mut self, at: &Node, path: &str, what: &str) {
+        self.err("xberth.type", at, path, format!("expected {what}, found {}", at.type_name()));
+    }
+
+    /// The node as a mapping whose keys are all in `allowed`; unknown keys are reported.
+    fn fields<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Option<&'n Map> {
+        let Value::Map(m) = &node.value else {
+            self.expected(node, path, "a mapping");
+            return None;
+        };
+        for (k, v) in m {
+            if !allowed.contains(&k.as_str()) {
+                let mut d = Diagnostic::error("xberth.unknown-key", Some(v.anchor()), format!("{path}.{k}"), format!("unknown key `{k}` in `{path}`"));
+                d = match did_you_mean(k, allowed.iter().copied()) {
+                    Some(m) => d.with_hint(format!("did you mean `{m}`?")),
+                    None => d.with_hint(format!("allowed here: {}", allowed.join(", "))),
+                };
+                self.diags.push(d);
+            }
+        }
+        Some(m)
+    }
+
+    fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+        match &node.value {
+            Value::Str(s) => Some(s.clone()),
+            _ => {
+                self.expected(node, path, "a string");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match &node.value {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.expected(node, path, "true or false");
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, node: &Node, path: &str, max: u64) -> Option<u64> {
+        match &node.value {
+            Value::Int(i) if *i >= 0 && (*i as u64) <= max => Some(*i as u64),
+            Value::Int(i) => {
+                self.err("xberth.range", node, path, format!("{i} is out of range (0 to {max})"));
+                None
+            }
+            _ => {
+                self.expected(node, path, "a whole number");
+                None
+            }
+        }
+    }
+
+    /// A string or a list of strings.
+    fn strings(&mut self, node: &Node, path: &str) -> Vec<String> {
+        match &node.value {
+            Value::Str(s) => vec![s.clone()],
+            Value::Seq(items) => items.iter().enumerate().filter_map(|(i, n)| self.string(n, &format!("{path}[{i}]"))).collect(),
+            _ => {
+                self.expected(node, path, "a string or a list of strings");
+                vec![]
+            }
+        }
+    }
+
+    /// `30s`, `1m`, `500ms`, `2h` or a number of seconds → milliseconds.
+    fn duration(&mut self, node: &Node, path: &str) -> Option<u64> {
+        let parsed = match &node.value {
+            Value::Int(i) if *i >= 0 => Some(*i as u64 * 1000),
+            Value::Str(s) => parse_duration_ms(s),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.err("xberth.duration", node, path, "expected a duration like `30s`, `500ms` or `2m`".into());
+        }
+        parsed
+    }
+
+    /// `10m`, `1g`, `512k`, `100` (bytes) → bytes.
+    fn size(&mut self, node: &Node, path: &str) -> Option<u64> {
+        let parsed = match &node.value {
+            Value::Int(i) if *i >= 0 => Some(*i as u64),
+            Value::Str(s) => parse_size(s),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.err("xberth.size", node, path, "expected a size like `10m`, `512k` or `1g`".into());
+        }
+        parsed
+    }
+
+    fn url_path(&mut self, node: &Node, path: &str) -> Option<String> {
+        let s = self.string(node, path)?;
+        if !s.starts_with('/') || s.contains("..") || s.contains(char::is_whitespace) || s.contains(['?', '#']) {
+            self.diags.push(
+                Diagnostic::error("xberth.path", Some(node.pos), path, format!("`{s}` is not a URL path prefix"))
+                    .with_hint("write an absolute path like `/api` (no `..`, query or fragment)"),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn hostname(&mut self, node: &Node, path: &str) -> Option<String> {
+        let s = self.string(node, path)?;
+        let ok = !s.is_empty()
+            && s.len() <= 253
+            && s.split('.').enumerate().all(|(i, l)| {
+                !l.is_empty() && l.len() <= 63 && (l == "*" && i == 0 || l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-'))
+            });
+        if !ok {
+            self.diags.push(
+                Diagnostic::error("xberth.host", Some(node.pos), path, format!("`{s}` is not a host name"))
+                    .with_hint("write a DNS name like `blog.example.com` (no scheme, port or path)"),
+            );
+            return None;
+        }
+        Some(s.to_ascii_lowercase())
+    }
+
+    fn top(&mut self, node: &Node, path: &str) -> XBerth {
+        let mut x = XBerth::default();
+        let Some(m) = self.fields(node, path, TOP_KEYS) else { return x };
+        if let Some(n) = m.get("name") {
+            if let Some(s) = self.string(n, &format!("{path}.name")) {
+                if s.is_empty() || !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') || !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                    self.err("xberth.name", n, &format!("{path}.name"), format!("stack name `{s}` must be lower-case letters, digits, `-` and `_`, starting with a letter or digit"));
+                } else {
+                    x.name = Some(s);
+                }
+            }
+        }
+        if m.contains_key("domain") && m.contains_key("domains") {
+            self.err("xberth.conflict", &m["domains"], &format!("{path}.domains"), "give either `domain` or `domains`, not both".into());
+        }
+        for key in ["domain", "domains"] {
+            if let Some(n) = m.get(key) {
+                let p = format!("{path}.{key}");
+                let items: Vec<&Node> = match &n.value {
+                    Value::Seq(s) => s.iter().collect(),
+                    _ => vec![n],
+                };
+                for (i, item) in items.into_iter().enumerate() {
+                    if let Some(h) = self.hostname(item, &if n.as_seq().is_some() { format!("{p}[{i}]") } else { p.clone() }) {
+                        x.domains.push(h);
+                    }
+                }
+            }
+        }
+        if let Some(n) = m.get("acme") {
+            let p = format!("{path}.acme");
+            if let Some(a) = self.fields(n, &p, ACME_KEYS) {
+                let email = match a.get("email") {
+                    Some(e) => self.string(e, &format!("{p}.email")).filter(|e| {
+                        let ok = e.contains('@') && !e.starts_with('@') && !e.ends_with('@');
+                        ok
+                    }),
+                    None => {
+                        self.diags.push(Diagnostic::error("xberth.required", Some(n.anchor()), p.clone(), "`acme` needs an `email`").with_hint("the ACME server sends expiry warnings there"));
+                        None
+                    }
+                };
+                let directory = match a.get("directory") {
+                    Some(d) => match self.string(d, &format!("{p}.directory")) {
+                        Some(s) if ["letsencrypt", "letsencrypt-staging", "local"].contains(&s.as_str()) || s.starts_with("https://") || s.starts_with("http://127.") || s.starts_with("http://localhost") => s,
+                        Some(s) => {
+                            self.diags.push(Diagnostic::error("xberth.acme-directory", Some(d.pos), format!("{p}.directory"), format!("`{s}` is not an ACME directory")).with_hint("use `letsencrypt`, `letsencrypt-staging`, `local` or an https:// directory URL"));
+                            "letsencrypt".into()
+                        }
+                        None => "letsencrypt".into(),
+                    },
+                    None => "letsencrypt".into(),
+                };
+                if let Some(email) = email {
+                    x.acme = Some(Acme { email, directory });
+                } else if a.get("email").is_some() {
+                    self.err("xberth.email", &a["email"], &format!("{p}.email"), "not an e-mail address".into());
+                }
+            }
+        }
+        if let Some(n) = m.get("edge") {
+            let p = format!("{path}.edge");
+            if let Some(e) = self.fields(n, &p, EDGE_KEYS) {
+                if let Some(v) = e.get("placement") {
+                    x.edge.placement = self.strings(v, &format!("{p}.placement"));
+                }
+                if let Some(v) = e.get("http_port").and_then(|v| self.uint(v, &format!("{p}.http_port"), 65535)) {
+                    x.edge.http_port = v as u16;
+                }
+                if let Some(v) = e.get("https_port").and_then(|v| self.uint(v, &format!("{p}.https_port"), 65535)) {
+                    x.edge.https_port = v as u16;
+                }
+                if let Some(v) = e.get("hsts").and_then(|v| self.boolean(v, &format!("{p}.hsts"))) {
+                    x.edge.hsts = v;
+                }
+                if let Some(v) = e.get("max_body").and_then(|v| self.size(v, &format!("{p}.max_body"))) {
+                    x.edge.max_body = v;
+                }
+                if let Some(v) = e.get("timeout").and_then(|v| self.duration(v, &format!("{p}.timeout"))) {
+                    x.edge.timeout_ms = v;
+                }
+            }
+        }
+        if let Some(n) = m.get("static") {
+            let p = format!("{path}.static");
+            match n.as_seq() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let ip = format!("{p}[{i}]");
+                        let Some(s) = self.fields(item, &ip, STATIC_KEYS) else { continue };
+                        let path_ = s.get("path").and_then(|v| self.url_path(v, &format!("{ip}.path")));
+                        let volume = s.get("volume").and_then(|v| self.string(v, &format!("{ip}.volume")));
+                        for (k, v) in [("path", &path_), ("volume", &volume)] {
+                            if v.is_none() && !s.contains_key(k) {
+                                self.diags.push(Diagnostic::error("xberth.required", Some(item.pos), ip.clone(), format!("a static entry needs `{k}`")));
+                            }
+                        }
+                        let subdir = s.get("subdir").and_then(|v| self.string(v, &format!("{ip}.subdir")));
+                        if let (Some(sd), Some(node)) = (&subdir, s.get("subdir")) {
+                            if sd.split('/').any(|c| c == "..") || sd.starts_with('/') {
+                                self.err("xberth.path", node, &format!("{ip}.subdir"), format!("`{sd}` must be a relative path inside the volume, without `..`"));
+                            }
+                        }
+                        let spa = s.get("spa").and_then(|v| self.boolean(v, &format!("{ip}.spa"))).unwrap_or(false);
+                        let host = s.get("host").and_then(|v| self.hostname(v, &format!("{ip}.host")));
+                        if let (Some(path), Some(volume)) = (path_, volume) {
+                            x.statics.push(StaticMount { path, volume, subdir, spa, host });
+                        }
+                    }
+                }
+                None => self.expected(n, &p, "a list of `{ path, volume }` entries"),
+            }
+        }
+        if let Some(n) = m.get("registry") {
+            x.registry = self.string(n, &format!("{path}.registry"));
+        }
+        if let Some(n) = m.get("targets") {
+            let p = format!("{path}.targets");
+            if let Value::Map(t) = &n.value {
+                for (name, spec) in t {
+                    if let Some(ts) = self.target(spec, &format!("{p}.{name}")) {
+                        x.targets.insert(name.clone(), ts);
+                    }
+                }
+            } else {
+                self.expected(n, &p, "a mapping of target names");
+            }
+        }
+        if let Some(n) = m.get("default_target") {
+            if let Some(t) = self.string(n, &format!("{path}.default_target")) {
+                if t != "local" && !x.targets.contains_key(&t) {
+                    let mut d = Diagnostic::error("xberth.target", Some(n.pos), format!("{path}.default_target"), format!("no target named `{t}`"));
+                    if let Some(m) = did_you_mean(&t, x.targets.keys().map(String::as_str)) {
+                        d = d.with_hint(format!("did you mean `{m}`?"));
+                    }
+                    self.diags.push(d);
+                }
+                x.default_target = Some(t);
+            }
+        }
+        x
+    }
+
+    fn target(&mut self, node: &Node, path: &str) -> Option<TargetSpec> {
+        let m = node.as_map();
+        if m.is_some_and(|m| m.contains_key("ssh")) {
+            let m = self.fields(node, path, SSH_KEYS)?;
+            let hosts = self.strings(&m["ssh"], &format!("{path}.ssh"));
+            if hosts.is_empty() {
+                self.err("xberth.required", &m["ssh"], &format!("{path}.ssh"), "an ssh target needs at least one host".into());
+            }
+            let managers = match m.get("managers") {
+                Some(v) => self.uint(v, &format!("{path}.managers"), 7).unwrap_or(1) as u32,
+                None => (hosts.len() as u32).clamp(1, 3).min(if hosts.len() >= 3 { 3 } else { 1 }),
+            };
+            if managers as usize > hosts.len().max(1) {
+                self.err("xberth.managers", &m["managers"], &format!("{path}.managers"), format!("{managers} managers but only {} hosts", hosts.len()));
+            }
+            if managers % 2 == 0 && managers > 0 {
+                self.diags.push(
+                    Diagnostic::warning("xberth.quorum", m.get("managers").map(|n| n.pos), format!("{path}.managers"), format!("{managers} managers tolerate no more failures than {}", managers - 1))
+                        .with_hint("use an odd number of managers (1, 3 or 5)"),
+                );
+            }
+            let edge = m.get("edge").map(|v| self.strings(v, &format!("{path}.edge"))).unwrap_or_default();
+            let mut labels = BTreeMap::new();
+            if let Some(l) = m.get("labels") {
+                if let Value::Map(per_host) = &l.value {
+                    for (host, kv) in per_host {
+                        let hp = format!("{path}.labels.{host}");
+                        if !hosts.iter().any(|h| h == host || h.rsplit('@').next().is_some_and(|x| x.split(':').next() == Some(host))) {
+                            self.err("xberth.host-unknown", kv, &hp, format!("`{host}` is not one of this target's hosts"));
+                        }
+                        let mut one = BTreeMap::new();
+                        if let Value::Map(kvm) = &kv.value {
+                            for (k, v) in kvm {
+                                let s = match &v.value {
+                                    Value::Str(s) => s.clone(),
+                                    Value::Int(i) => i.to_string(),
+                                    Value::Bool(b) => b.to_string(),
+                                    _ => {
+                                        self.expected(v, &format!("{hp}.{k}"), "a string");
+                                        continue;
+                                    }
+                                };
+                                one.insert(k.clone(), s);
+                            }
+                        } else {
+                            self.expected(kv, &hp, "a mapping of label names to values");
+                        }
+                        labels.insert(host.clone(), one);
+                    }
+                } else {
+                    self.expected(l, &format!("{path}.labels"), "a mapping of host to labels");
+                }
+            }
+            let user = m.get("user").and_then(|v| self.string(v, &format!("{path}.user")));
+            let key = m.get("key").and_then(|v| self.string(v, &format!("{path}.key")));
+            let trust_new_hosts = m.get("trust_new_hosts").and_then(|v| self.boolean(v, &format!("{path}.trust_new_hosts"))).unwrap_or(false);
+            return Some(TargetSpec::Ssh(SshTarget { hosts, user, key, managers, edge, labels, trust_new_hosts }));
+        }
+        if m.is_some_and(|m| m.contains_key("aws")) {
+            let m = self.fields(node, path, AWS_KEYS)?;
+            // `aws: true` or `aws: {}` marks the kind; the settings sit beside it.
+            let region = match m.get("region") {
+                Some(v) => self.string(v, &format!("{path}.region"))?,
+                None => {
+                    self.diags.push(Diagnostic::error("xberth.required", Some(node.anchor()), path, "an aws target needs a `region`").with_hint("e.g. `region: eu-west-1`"));
+                    return None;
+                }
+            };
+            let mode = match m.get("mode") {
+                Some(v) => match self.string(v, &format!("{path}.mode")) {
+                    Some(s) if s == "single" || s == "cluster" => s,
+                    Some(s) => {
+                        self.err("xberth.enum", v, &format!("{path}.mode"), format!("`{s}` is not `single` or `cluster`"));
+                        return None;
+                    }
+                    None => return None,
+                },
+                None => "single".into(),
+            };
+            let profile = m.get("profile").and_then(|v| self.string(v, &format!("{path}.profile")));
+            let instance_type = m.get("instance_type").and_then(|v| self.string(v, &format!("{path}.instance_type")));
+            let workers = m.get("workers").and_then(|v| self.uint(v, &format!("{path}.workers"), 1000)).unwrap_or(0) as u32;
+            let hosted_zone = m.get("hosted_zone").and_then(|v| self.hostname(v, &format!("{path}.hosted_zone")));
+            let ssh_cidr = m.get("ssh_cidr").and_then(|v| self.string(v, &format!("{path}.ssh_cidr")));
+            return Some(TargetSpec::Aws(AwsTarget { region, profile, mode, instance_type, workers, hosted_zone, ssh_cidr }));
+        }
+        if let Some(m) = m {
+            if m.contains_key("local") && m.len() == 1 {
+                return Some(TargetSpec::Local);
+            }
+        }
+        self.diags.push(
+            Diagnostic::error("xberth.target-kind", Some(node.pos), path, "a target needs `ssh: [hosts]`, `aws: {}` with a `region`, or `local: true`")
+                .with_hint("see docs/x-berth.md#targets"),
+        );
+        None
+    }
+
+    fn service(&mut self, node: &Node, path: &str) -> ServiceBerth {
+        let mut sb = ServiceBerth::default();
+        let Some(m) = self.fields(node, path, SERVICE_KEYS) else { return sb };
+        if let Some(n) = m.get("routes") {
+            let p = format!("{path}.routes");
+            let items: Vec<&Node> = match &n.value {
+                Value::Seq(s) => s.iter().collect(),
+                Value::Str(_) => vec![n],
+                _ => {
+                    self.expected(n, &p, "a list of path prefixes");
+                    vec![]
+                }
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                let ip = format!("{p}[{i}]");
+                match &item.value {
+                    Value::Str(_) => {
+                        if let Some(path) = self.url_path(item, &ip) {
+                            sb.routes.push(Route { path, host: None, strip_prefix: false, max_body: None, timeout_ms: None });
+                        }
+                    }
+                    Value::Map(_) => {
+                        let Some(r) = self.fields(item, &ip, ROUTE_KEYS) else { continue };
+                        let path = match r.get("path") {
+                            Some(v) => self.url_path(v, &format!("{ip}.path")),
+                            None => Some("/".to_string()),
+                        };
+                        let host = r.get("host").and_then(|v| self.hostname(v, &format!("{ip}.host")));
+                        let strip_prefix = r.get("strip_prefix").and_then(|v| self.boolean(v, &format!("{ip}.strip_prefix"))).unwrap_or(false);
+                        let max_body = r.get("max_body").and_then(|v| self.size(v, &format!("{ip}.max_body")));
+                        let timeout_ms = r.get("timeout").and_then(|v| self.duration(v, &format!("{ip}.timeout")));
+                        if let Some(path) = path {
+                            sb.routes.push(Route { path, host, strip_prefix, max_body, timeout_ms });
+                        }
+                    }
+                    _ => self.expected(item, &ip, "a path prefix or a `{ path, host }` mapping"),
+                }
+            }
+        }
+        if let Some(n) = m.get("port") {
+            sb.port = self.uint(n, &format!("{path}.port"), 65535).filter(|p| *p > 0).map(|p| p as u16);
+        }
+        if let Some(n) = m.get("health") {
+            let p = format!("{path}.health");
+            match &n.value {
+                Value::Str(_) => {
+                    sb.health = self.url_path(n, &p).map(|path| Health { path, interval_ms: 2_000, timeout_ms: 2_000 });
+                }
+                Value::Map(_) => {
+                    if let Some(h) = self.fields(n, &p, HEALTH_KEYS) {
+                        let path = match h.get("path") {
+                            Some(v) => self.url_path(v, &format!("{p}.path")),
+                            None => {
+                                self.diags.push(Diagnostic::error("xberth.required", Some(n.anchor()), p.clone(), "`health` needs a `path`"));
+                                None
+                            }
+                        };
+                        let interval_ms = h.get("interval").and_then(|v| self.duration(v, &format!("{p}.interval"))).unwrap_or(2_000);
+                        let timeout_ms = h.get("timeout").and_then(|v| self.duration(v, &format!("{p}.timeout"))).unwrap_or(2_000);
+                        sb.health = path.map(|path| Health { path, interval_ms, timeout_ms });
+                    }
+                }
+                _ => self.expected(n, &p, "a path like `/health` or a `{ path, interval, timeout }` mapping"),
+            }
+        }
+        if let Some(n) = m.get("release") {
+            let p = format!("{path}.release");
+            let items: Vec<&Node> = match &n.value {
+                Value::Seq(s) => s.iter().collect(),
+                Value::Str(_) => vec![n],
+                _ => {
+                    self.expected(n, &p, "a list of commands");
+                    vec![]
+                }
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                let ip = format!("{p}[{i}]");
+                match &item.value {
+                    Value::Str(s) => match split_words(s) {
+                        Some(argv) if !argv.is_empty() => sb.release.push(argv),
+                        _ => self.err("xberth.command", item, &ip, format!("cannot split `{s}` into words (unbalanced quote?)")),
+                    },
+                    Value::Seq(words) => {
+                        let argv: Vec<String> = words.iter().enumerate().filter_map(|(j, w)| self.string(w, &format!("{ip}[{j}]"))).collect();
+                        if argv.is_empty() {
+                            self.err("xberth.command", item, &ip, "empty command".into());
+                        } else {
+                            sb.release.push(argv);
+                        }
+                    }
+                    _ => self.expected(item, &ip, "a command string or a list of words"),
+                }
+            }
+        }
+        sb
+    }
+}
+
+/// Parses `30s`, `1m30s`, `500ms`, `2h` into milliseconds.
+pub fn parse_duration_ms(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let mult = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(mult)?)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+/// Parses `512`, `512k`, `10m`, `1g` (also `kb`, `mb`, `gb`, any case) into bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    if digits == 0 {
+        return None;
+    }
+    let n: u64 = t[..digits].parse().ok()?;
+    let mult: u64 = match t[digits..].trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Splits a command line into words like a POSIX shell does for quoting (no expansion):
+/// `'…'`, `"…"` with `\"` and `\\`, backslash escapes outside quotes. `None` on an unbalanced quote.
+pub fn split_words(s: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => cur.push(c),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => match chars.next()? {
+                            c @ ('"' | '\\' | '$' | '`') => cur.push(c),
+                            c => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                        },
+                        c => cur.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(c) = chars.next() {
+                    cur.push(c);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Some(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse;
+
+    fn check(src: &str) -> Vec<String> {
+        check_document(&parse(src, 0).unwrap()).iter().map(|d| format!("{}:{} {} {}{}", d.pos.map_or(0, |p| p.line), d.pos.map_or(0, |p| p.col), d.path, d.message, d.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())).collect()
+    }
+
+    #[test]
+    fn a_full_example_is_accepted() {
+        let src = r#"
+services:
+  backend:
+    image: blog/backend
+    x-berth:
+      routes: [/api, /admin, { path: /graphql, timeout: 2m, max_body: 1m }]
+      port: 8000
+      health: /api/health
+      release:
+        - python manage.py migrate --noinput
+        - [python, manage.py, collectstatic, --noinput]
+volumes:
+  assets: {}
+x-berth:
+  name: blog
+  domain: blog.example.com
+  acme: { email: ops@example.com }
+  static:
+    - { path: /static, volume: assets, subdir: static }
+    - { path: /, volume: assets, subdir: spa, spa: true }
+  targets:
+    prod: { ssh: [root@203.0.113.10, root@203.0.113.11, root@203.0.113.12], managers: 3 }
+    cloud: { aws: {}, region: eu-west-1, mode: cluster }
+  default_target: prod
+"#;
+        assert_eq!(check(src), Vec::<String>::new());
+        let doc = parse(src, 0).unwrap();
+        let sb = ServiceBerth::from_json(&doc.at(&["services", "backend", "x-berth"]).unwrap().to_json());
+        assert_eq!(sb.release[0], ["python", "manage.py", "migrate", "--noinput"]);
+        assert_eq!(sb.routes[2].timeout_ms, Some(120_000));
+        assert_eq!(sb.routes[2].max_body, Some(1 << 20));
+        let x = XBerth::from_json(&doc.get("x-berth").unwrap().to_json());
+        assert_eq!(x.domains, ["blog.example.com"]);
+        assert!(matches!(&x.targets["prod"], TargetSpec::Ssh(s) if s.managers == 3 && s.hosts.len() == 3));
+        assert!(matches!(&x.targets["cloud"], TargetSpec::Aws(a) if a.mode == "cluster"));
+    }
+
+    #[test]
+    fn typos_get_a_suggestion_at_the_key() {
+        let got = check("services:\n  web:\n    image: x\n    x-berth:\n      rutes: [/]\n      port: 80\n");
+        assert_eq!(got, ["5:7 services.web.x-berth.rutes unknown key `rutes` in `services.web.x-berth` (did you mean `routes`?)"]);
+    }
+
+    #[test]
+    fn routes_need_a_port_and_a_path() {
+        let got = check("services:\n  web:\n    image: x\n    x-berth:\n      routes: [api]\n  api:\n    image: y\n    x-berth: { routes: [/], port: 80 }\n");
+        assert!(got.iter().any(|g| g.contains("`api` is not a URL path prefix")), "{got:?}");
+        let got = check("services:\n  web:\n    image: x\n    x-berth:\n      routes: [/]\n");
+        assert!(got.iter().any(|g| g.contains("needs a `port`")), "{got:?}");
+    }
+
+    #[test]
+    fn two_services_cannot_claim_one_route() {
+        let got = check("services:\n  a:\n    x-berth: { routes: [/api], port: 1 }\n  b:\n    x-berth: { routes: [/api], port: 1 }\n");
+        assert_eq!(got, ["5:25 services.b.x-berth.routes[0] route `/api` is already routed to service `a`"]);
+    }
+
+    #[test]
+    fn static_volume_must_be_declared() {
+        let got = check("services: {}\nvolumes:\n  assets: {}\nx-berth:\n  static: [{ path: /static, volume: asets }]\n");
+        assert_eq!(got.len(), 1);
+        assert!(got[0].contains("volume `asets` is not declared") && got[0].contains("did you mean `assets`?"), "{got:?}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let got = check("services: {}\nx-berth:\n  domain: https://x.com\n  acme: { directory: ftp://x }\n  edge: { timeout: soon, https_port: 70000 }\n");
+        assert!(got.iter().any(|g| g.contains("is not a host name")), "{got:?}");
+        assert!(got.iter().any(|g| g.contains("needs an `email`")), "{got:?}");
+        assert!(got.iter().any(|g| g.contains("is not an ACME directory")), "{got:?}");
+        assert!(got.iter().any(|g| g.contains("expected a duration")), "{got:?}");
+        assert!(got.iter().any(|g| g.contains("out of range")), "{got:?}");
+    }
+
+    #[test]
+    fn even_manager_counts_warn() {
+        let got = check("services: {}\nx-berth:\n  targets:\n    p: { ssh: [a, b, c, d], managers: 2 }\n");
+        assert!(got.iter().any(|g| g.contains("use an odd number of managers")), "{got:?}");
+    }
+
+    #[test]
+    fn words_split_like_a_shell() {
+        assert_eq!(split_words(r#"sh -c "echo \"hi\" 'x'""#).unwrap(), ["sh", "-c", r#"echo "hi" 'x'"#]);
+        assert_eq!(split_words("a 'b c' d\\ e").unwrap(), ["a", "b c", "d e"]);
+        assert_eq!(split_words("a 'b"), None);
+        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
+        assert_eq!(parse_duration_ms("30"), None);
+        assert_eq!(parse_size("10M"), Some(10 << 20));
+    }
+}

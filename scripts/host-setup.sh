@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Makes this machine ready for berth's tests and the local example: a Docker engine in swarm
+# mode. Idempotent: installs only what is missing, starts only what is not running.
+set -euo pipefail
+
+log() { printf '[host-setup] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v docker >/dev/null 2>&1 || need_pkgs+=(docker.io)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  if command -v systemctl >/dev/null 2>&1 && systemctl list-units >/dev/null 2>&1; then
+    as_root systemctl start docker || true
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    as_root sh -c 'nohup dockerd >/var/log/berth-dockerd.log 2>&1 &'
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { log "dockerd did not come up; see /var/log/berth-dockerd.log"; exit 1; }
+fi
+
+state=$(docker info --format '{{.Swarm.LocalNodeState}}')
+if [ "$state" = inactive ]; then
+  log "initialising swarm mode (single node, advertise 127.0.0.1)"
+  docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+fi
+log "docker $(docker info --format '{{.ServerVersion}}'), swarm $(docker info --format '{{.Swarm.LocalNodeState}}')"
