@@ -68,7 +68,7 @@ pub fn render(diags: &[Diagnostic], sources: &SourceMap) -> String {
     for d in diags {
         let (source, span) = match d.pos {
             Some(p) => {
-                let name = location(d, sources);
+                let name = sources.path(p.file).map(|p| p.display().to_string()).unwrap_or_else(|| "<input>".into());
                 let text = sources.text(p.file).unwrap_or_default().to_string();
                 let off = sources.offset(p);
                 let len = off.map(|o| token_len(&text[o..])).unwrap_or(0);
@@ -107,6 +107,12 @@ pub fn render_plain(diags: &[Diagnostic], sources: &SourceMap) -> String {
 
 /// Length of the token starting at `s`: a key or scalar up to `:`/`,`/space/end of line, at least 1.
 fn token_len(s: &str) -> usize {
+    if let Some(q) = s.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let line_end = s.find('\n').unwrap_or(s.len());
+        if let Some(close) = s[1..line_end].find(q) {
+            return close + 2;
+        }
+    }
     let end = s.find(['\n', ':', ',', ' ', '}', ']']).unwrap_or(s.len());
     end.max(1).min(s.len())
 }

@@ -231,11 +231,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// berth's side: load the file in-process and render it as JSON. `Err` is the diagnostics as text.
-/// A panic inside the loader is caught and reported as an error, so one bad file does not stop a run.
-pub fn berth_config(file: &Path, opts: &Options) -> Result<Value, String> {
+/// berth's side: load the files (one stack, merged in order) in-process and render it as JSON.
+/// `Err` is the diagnostics as text. A panic inside the loader is caught and reported as an error,
+/// so one bad file does not stop a run.
+pub fn berth_config(files: &[PathBuf], opts: &Options) -> Result<Value, String> {
     let lo = LoadOptions {
-        files: vec![file.to_path_buf()],
+        files: files.to_vec(),
         env_files: opts.env_files.clone(),
         environ: opts.environ.clone(),
         dotenv: false,
@@ -292,13 +293,19 @@ fn env_file_vars(opts: &Options) -> Result<Vec<(String, String)>, String> {
     Ok(vars)
 }
 
-/// docker's side: `docker stack config -c FILE` in the file's directory, stdout parsed from YAML.
-/// `Err` is docker's stderr without its `level=warning` lines.
-pub fn docker_config(file: &Path, opts: &Options) -> Result<Value, String> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = file.file_name().ok_or_else(|| format!("{} is not a file", file.display()))?;
+/// docker's side: `docker stack config -c FILE [-c FILE...]` in the first file's directory, stdout
+/// parsed from YAML. `Err` is docker's stderr without its `level=warning` lines.
+pub fn docker_config(files: &[PathBuf], opts: &Options) -> Result<Value, String> {
+    let first = files.first().ok_or("no file given")?;
+    let dir = first.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut cmd = Command::new(&opts.docker);
-    cmd.arg("stack").arg("config").arg("-c").arg(name).current_dir(dir);
+    cmd.arg("stack").arg("config").current_dir(&dir);
+    for f in files {
+        let abs = std::path::absolute(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        // Paths relative to the first file's directory, like the user would type them there.
+        cmd.arg("-c").arg(abs.strip_prefix(&dir).map(Path::to_path_buf).unwrap_or(abs));
+    }
     cmd.env_clear().envs(opts.environ.iter().map(|(k, v)| (k, v)));
     cmd.envs(env_file_vars(opts)?);
     let out = cmd.output().map_err(|e| format!("cannot run {}: {e}", opts.docker.display()))?;
@@ -314,10 +321,16 @@ pub fn docker_config(file: &Path, opts: &Options) -> Result<Value, String> {
     serde_saphyr::from_str_with_options::<Value>(&text, o).map_err(|e| format!("cannot parse docker's output: {e}"))
 }
 
-/// Compares one file: berth in-process against `docker stack config`.
+/// Compares one file: berth in-process against `docker stack config -c FILE`.
 pub fn compare_file(file: &Path, opts: &Options) -> FileReport {
-    let berth = berth_config(file, opts);
-    let docker = docker_config(file, opts);
+    compare_stack(&[file.to_path_buf()], opts)
+}
+
+/// Compares several files merged into one stack (`docker stack config -c F1 -c F2 ...`); the
+/// report carries the first file.
+pub fn compare_stack(files: &[PathBuf], opts: &Options) -> FileReport {
+    let berth = berth_config(files, opts);
+    let docker = docker_config(files, opts);
     let verdict = match (berth, docker) {
         (Ok(mut b), Ok(mut d)) => {
             normalise(&mut b);
@@ -328,7 +341,7 @@ pub fn compare_file(file: &Path, opts: &Options) -> FileReport {
         (Err(b), Err(d)) => Verdict::BothRejected { berth: b, docker: d },
         (b, d) => Verdict::VerdictMismatch { berth: b.map(|_| ()), docker: d.map(|_| ()) },
     };
-    FileReport { file: file.to_path_buf(), verdict }
+    FileReport { file: files.first().cloned().unwrap_or_default(), verdict }
 }
 
 /// Removes encoding differences that denote the same value, on either side. Each rule:
@@ -341,13 +354,9 @@ pub fn compare_file(file: &Path, opts: &Options) -> FileReport {
 /// list order is significant.
 pub fn normalise(v: &mut Value) {
     match v {
-        Value::Number(n) => {
-            if n.as_i64().is_none() && n.as_u64().is_none() {
-                if let Some(f) = n.as_f64() {
-                    if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                        *v = Value::from(f as i64);
-                    }
-                }
+        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *v = Value::from(f as i64);
             }
         }
         Value::Array(a) => a.iter_mut().for_each(normalise),

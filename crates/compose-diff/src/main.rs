@@ -1,7 +1,7 @@
 //! `compose-diff`: checks berth's loader against `docker stack config`, file by file.
 
 use clap::Parser;
-use compose_diff::{Options, Summary, compare_file, find_files};
+use compose_diff::{Options, Summary, compare_file, compare_stack, find_files};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,6 +26,10 @@ struct Args {
     /// Print only failing files and the summary.
     #[arg(short, long)]
     quiet: bool,
+    /// Treat the given files as one stack (`docker stack config -c F1 -c F2 ...`) instead of
+    /// checking each file on its own.
+    #[arg(long)]
+    merge: bool,
     /// Files to check, or directories to search recursively for compose.yaml, compose.yml,
     /// docker-compose*.yml and *stack*.yml.
     #[arg(value_name = "DIR_OR_FILES", required = true)]
@@ -41,7 +45,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut reports = Vec::new();
-    for f in &files {
+    if args.merge {
+        let r = compare_stack(&files, &opts);
+        print!("{r}");
+        reports.push(r);
+    }
+    for f in files.iter().filter(|_| !args.merge) {
         let r = compare_file(f, &opts);
         if !args.quiet || r.verdict.is_failure() {
             print!("{r}");

@@ -17,7 +17,10 @@ fn api(call: &'static str) -> impl FnOnce(bollard::errors::Error) -> EngineError
 }
 
 impl Engine {
-    /// Everything labelled `com.docker.stack.namespace=<stack>`, keyed by name. Read-only.
+    /// The stack's services and volumes (labelled `com.docker.stack.namespace=<stack>`), and every
+    /// network, secret and config of the swarm, keyed by name: the plan needs the others to resolve
+    /// external references (and a service's network IDs) and to refuse names that are taken. The
+    /// plan never changes an object without the stack's labels. Read-only.
     pub async fn observe(&self, stack: &str) -> Result<Observed, EngineError> {
         let d = self.docker();
         let f = label_filter(stack);
@@ -28,13 +31,13 @@ impl Engine {
                     .map_err(api("list services"))
             },
             async {
-                d.list_networks(Some(ListNetworksOptions { filters: Some(f.clone()) })).await.map_err(api("list networks"))
+                d.list_networks(None::<ListNetworksOptions>).await.map_err(api("list networks"))
             },
             async {
-                d.list_secrets(Some(ListSecretsOptions { filters: Some(f.clone()) })).await.map_err(api("list secrets"))
+                d.list_secrets(None::<ListSecretsOptions>).await.map_err(api("list secrets"))
             },
             async {
-                d.list_configs(Some(ListConfigsOptions { filters: Some(f.clone()) })).await.map_err(api("list configs"))
+                d.list_configs(None::<ListConfigsOptions>).await.map_err(api("list configs"))
             },
             async {
                 d.list_volumes(Some(ListVolumesOptions { filters: Some(f.clone()) })).await.map_err(api("list volumes"))

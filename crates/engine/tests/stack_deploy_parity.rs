@@ -65,25 +65,33 @@ fn cases() -> Vec<Case> {
     }
     cases.push(Case::new("berth services.yml", format!("{OWN}/services.yml")));
     cases.push(Case::new("berth objects.yml", format!("{OWN}/objects.yml")));
+    cases.push(Case::new("berth credential-spec.yml", format!("{OWN}/credential-spec.yml")));
+    cases.push(
+        Case::new(
+            "example-voting-app docker-stack + berth voting-override.yml",
+            suite("example-voting-app/docker-stack.yml"),
+        )
+        .merge(format!("{OWN}/voting-override.yml")),
+    );
     cases
 }
 
 /// docker/cli's kitchen-sink file, changed only where Swarm (or this daemon) refuses it.
 fn full_example_for_swarm(doc: &mut serde_json::Value, side: &Side) {
     use serde_json::json;
-    let foo = &mut doc["services"]["foo"];
+    let svc = &mut doc["services"]["foo"];
     // An undefined network, a duplicate mount point, a cluster volume, a too-small CPU reservation,
     // a constraint without operator and dnsrr with ingress ports are all rejected by Swarm.
-    foo["networks"].as_object_mut().unwrap().remove("other-other-network");
-    let vols = foo["volumes"].as_array_mut().unwrap();
+    svc["networks"].as_object_mut().unwrap().remove("other-other-network");
+    let vols = svc["volumes"].as_array_mut().unwrap();
     vols.retain(|v| v.get("type") != Some(&json!("cluster")));
     vols[1] = json!("/opt/data:/var/lib/mysql-2");
     vols[5] = json!("datavolume:/var/lib/mysql-3");
     vols[7]["target"] = json!("/opt-tmpfs");
-    foo["deploy"].as_object_mut().unwrap().remove("endpoint_mode");
-    foo["deploy"]["resources"]["reservations"]["cpus"] = json!("0.001");
-    foo["deploy"]["resources"]["limits"]["cpus"] = json!("0.5");
-    foo["deploy"]["placement"]["constraints"] = json!(["node.role==manager"]);
+    svc["deploy"].as_object_mut().unwrap().remove("endpoint_mode");
+    svc["deploy"]["resources"]["reservations"]["cpus"] = json!("0.001");
+    svc["deploy"]["resources"]["limits"]["cpus"] = json!("0.5");
+    svc["deploy"]["placement"]["constraints"] = json!(["node.role==manager"]);
     // The ipam driver "overlay" does not exist.
     doc["networks"]["other-network"]["ipam"].as_object_mut().unwrap().remove("driver");
     // External objects must exist: point them at the parity-ext-* objects this test creates.

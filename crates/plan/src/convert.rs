@@ -205,8 +205,8 @@ enum PathPart<'a> {
     Index(usize),
 }
 
-/// `services.web.secrets[0]` → `services`, `web`, `secrets`, `0`. Service and key names may not
-/// contain dots in a way this must honour: compose keys with dots (labels) are not addressed here.
+/// `services.web.secrets[0]` → `services`, `web`, `secrets`, `0` (keys containing dots cannot be
+/// addressed; the converter never reports paths through such keys except network names).
 fn split_path(path: &str) -> Vec<PathPart<'_>> {
     let mut out = Vec::new();
     for seg in path.split('.').filter(|s| !s.is_empty()) {
@@ -291,7 +291,8 @@ impl Cx<'_> {
                 continue;
             }
             let base = if obj.name.is_empty() { self.scope(key) } else { obj.name.clone() };
-            let data = if kind == "secrets" && !obj.driver.is_empty() {
+            let driver_secret = kind == "secrets" && !obj.driver.is_empty();
+            let data = if driver_secret {
                 Vec::new()
             } else if obj.file.is_empty() {
                 let what = &kind[..kind.len() - 1];
@@ -299,7 +300,7 @@ impl Cx<'_> {
                     "convert.no-file",
                     format!("{kind}.{key}"),
                     format!("{what} `{key}` has neither `file:` nor `external: true`"),
-                    format!("give it `file: ./path` with the content, or mark it `external: true` if it already exists in the swarm"),
+                    "give it `file: ./path` with the content, or mark it `external: true` if it already exists in the swarm",
                 );
                 names.insert(key.clone(), Resolved { name: base, external: false });
                 continue;
@@ -318,11 +319,7 @@ impl Cx<'_> {
                     }
                 }
             };
-            let name = if opts.content_addressed && !(kind == "secrets" && !obj.driver.is_empty()) {
-                format!("{base}_{}", hash8(&data))
-            } else {
-                base
-            };
+            let name = if opts.content_addressed && !driver_secret { format!("{base}_{}", hash8(&data)) } else { base };
             emit(name.clone(), ObjSpec { labels: self.object_labels(&obj.labels), data: base64(&data) }, obj);
             names.insert(key.clone(), Resolved { name, external: false });
         }

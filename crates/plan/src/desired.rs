@@ -16,12 +16,23 @@ pub const LABEL_OWNER: &str = "io.berth.stack";
 pub struct Desired {
     /// The stack (namespace) name.
     pub stack: String,
+    /// Networks to create: those the services use (`<stack>_default`, overlay, when a service
+    /// names none), driver defaulted to `overlay` like `docker stack deploy`.
     pub networks: BTreeMap<String, NetworkCreateRequest>,
+    /// Volumes to create. [`crate::convert::desired`] leaves this empty: `docker stack deploy`
+    /// creates no volumes, each node creates a mount's volume from its `VolumeOptions`.
     pub volumes: BTreeMap<String, VolumeCreateRequest>,
+    /// Secrets to create (data base64), every non-external secret of the file.
     pub secrets: BTreeMap<String, SecretSpec>,
+    /// Configs to create (data base64), every non-external config of the file.
     pub configs: BTreeMap<String, ConfigSpec>,
+    /// Service specs by full name. Secret/config references carry names only: the engine fills
+    /// in the IDs before creating ([`crate::convert::resolve_references`]).
     pub services: BTreeMap<String, ServiceSpec>,
+    /// External networks the services use: must exist (swarm-scoped) before deploying.
     pub external_networks: Vec<String>,
+    /// External secrets the services reference: must exist before deploying.
     pub external_secrets: Vec<String>,
+    /// External configs the services reference (incl. credential specs): must exist before deploying.
     pub external_configs: Vec<String>,
 }

@@ -11,7 +11,7 @@ use crate::diag::Diagnostic;
 use crate::yaml::Pos;
 use indexmap::IndexMap;
 
-/// Variables for interpolation, in lookup order: later `set`/`extend_missing` rules below.
+/// Variables for interpolation: name to value, in insertion order.
 ///
 /// A variable is either unset or set (possibly to the empty string); `${A:-x}` and `${A-x}` tell the two apart.
 /// Build it with the highest-priority source first and [`Env::set_if_missing`] for the rest (process environment,

@@ -7,6 +7,9 @@
 //! model, normalised like docker/cli's loader) → merge (docker/cli's multi-file rules).
 
 pub mod diag;
+pub mod env;
+pub mod interpolate;
+pub mod load;
 pub mod merge;
 pub mod model;
 pub mod render;
@@ -15,5 +18,6 @@ pub mod xberth;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Severity, SourceMap};
+pub use load::{LoadFailed, LoadOptions, Loaded, load};
 pub use model::{Service, Stack};
 pub use yaml::{Node, Pos, Value};

@@ -84,7 +84,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadFailed> {
     let first = &opts.files[0];
     let dir = first.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    // Like Go's filepath.Abs: absolute and lexically cleaned (no `..`), symlinks kept.
     let working_dir = std::path::absolute(&dir).unwrap_or(dir);
+    let working_dir = PathBuf::from(clean_path(&working_dir.to_string_lossy()));
 
     let mut docs = Vec::new();
     for f in &opts.files {
@@ -150,7 +152,7 @@ fn io_error(path: &Path, e: &std::io::Error, pos: Option<Pos>, key: &str) -> Dia
 }
 
 fn fail(sources: SourceMap, mut diags: Vec<Diagnostic>) -> Result<Loaded, LoadFailed> {
-    diags.sort_by_key(|d| std::cmp::Reverse(d.severity));
+    diags.sort_by_key(|d| (std::cmp::Reverse(d.severity), d.pos.map(|p| (p.file, p.line, p.col))));
     Err(LoadFailed { sources, diagnostics: diags })
 }
 
@@ -214,31 +216,32 @@ fn run(
     }
     let version = version.map(|v| v.0).unwrap_or(Version::LATEST);
 
-    // Forbidden properties (errors) and ignored ones (warnings), on the raw documents like docker/cli.
+    // Forbidden properties (errors) and ignored ones (warnings) on the raw documents like
+    // docker/cli; then interpolation, schema validation and the `x-berth` checks. Unlike docker/cli
+    // these three stages all run even when an earlier one failed, so that `berth check` reports
+    // every problem at once. A schema error at a place whose interpolation already failed is
+    // dropped: it would only restate the first error.
     for (_, doc) in &parsed {
         for d in schema::swarm_checks(doc) {
             if d.is_error() { errors.push(d) } else { warnings.push(d) }
         }
     }
-    if !errors.is_empty() {
-        errors.extend(warnings);
-        return fail(sources, errors);
-    }
-
-    // Interpolate.
+    let mut failed_interpolation: Vec<String> = Vec::new();
     for (_, doc) in parsed.iter_mut() {
         for d in crate::interpolate::interpolate(doc, env) {
-            if d.is_error() { errors.push(d) } else { warnings.push(d) }
+            if d.is_error() {
+                failed_interpolation.push(d.path.clone());
+                errors.push(d)
+            } else {
+                warnings.push(d)
+            }
         }
     }
-    if !errors.is_empty() {
-        errors.extend(warnings);
-        return fail(sources, errors);
-    }
-
-    // Schema.
     for (_, doc) in &parsed {
-        for d in schema::validate(doc, version) {
+        for d in schema::validate(doc, version).into_iter().chain(crate::xberth::check_document(doc)) {
+            if failed_interpolation.iter().any(|p| d.path == *p || d.path.starts_with(&format!("{p}."))) {
+                continue;
+            }
             if d.is_error() { errors.push(d) } else { warnings.push(d) }
         }
     }
@@ -429,13 +432,18 @@ impl Cx<'_> {
     fn stack(&mut self, doc: &Node) -> Option<Stack> {
         let mut stack = Stack { version: self.version.to_string(), ..Default::default() };
         let before = self.errors.len();
-        let Some(top) = doc.as_map() else { return None };
+        let top = doc.as_map()?;
         for (key, node) in top {
             let Some(section) = node.as_map() else {
                 if key.starts_with("x-") {
                     stack.extras.insert(key.clone(), node.to_json());
                 } else if key != "version" && !matches!(node.value, Value::Null) {
-                    self.err("load.type", node.pos, key, format!("`{key}` must be a mapping, found {}", node.type_name()));
+                    self.err(
+                        "load.type",
+                        node.pos,
+                        key,
+                        format!("`{key}` must be a mapping, found {}", node.type_name()),
+                    );
                 }
                 continue;
             };
@@ -485,28 +493,20 @@ impl Cx<'_> {
     /// Deserialises `json` (built from `node`) into `T`; on failure finds the offending key of `node`
     /// (by converting one key at a time) to report its position.
     fn typed<T: serde::de::DeserializeOwned>(&mut self, json: J, node: &Node, path: &str, what: &str) -> Option<T> {
-        let err = match serde_json::from_value::<T>(json.clone()) {
+        let err = match T::deserialize(&json) {
             Ok(v) => return Some(v),
             Err(e) => e,
         };
-        let mut pos = node.pos;
-        let mut at = path.to_string();
-        if let (J::Object(obj), Some(map)) = (&json, node.as_map()) {
-            for (k, v) in obj {
-                let mut one = JMap::new();
-                one.insert(k.clone(), v.clone());
-                if serde_json::from_value::<T>(J::Object(one)).is_err() {
-                    if let Some(n) = map.get(k) {
-                        pos = n.pos;
-                    }
-                    at = join_path(path, k);
-                    break;
-                }
-            }
-        }
+        let (pos, at) = locate::<T>(&json, Some(node), path, &|x| x, 0).unwrap_or((node.pos, path.to_string()));
         let msg = err.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        self.err("load.type", pos, &at, format!("invalid {what}: {msg}"));
+        let msg = msg.split(" at line ").next().unwrap_or(&msg);
+        let msg = msg
+            .replace("expected u64", "expected a whole number of 0 or more")
+            .replace("expected u32", "expected a whole number from 0 to 4294967295")
+            .replace("expected i64", "expected a whole number")
+            .replace("data did not match any variant of untagged enum Raw", "unexpected value");
+        self.err("load.type", pos, &at, format!("invalid {what}: {msg}")).hint =
+            Some("check the value's type and range against the compose file reference".into());
         None
     }
 
@@ -515,8 +515,8 @@ impl Cx<'_> {
             Value::Str(s) => match Duration::parse(s) {
                 Ok(_) => J::String(s.clone()),
                 Err(_) => {
-                    self.err("load.duration", n.pos, path, format!("invalid duration `{s}`"))
-                        .hint = Some("use a number with a unit: `10s`, `1m30s`, `500ms`, `2h`".into());
+                    self.err("load.duration", n.pos, path, format!("invalid duration `{s}`")).hint =
+                        Some("use a number with a unit: `10s`, `1m30s`, `500ms`, `2h`".into());
                     J::Null
                 }
             },
@@ -540,14 +540,19 @@ impl Cx<'_> {
             Value::Str(s) => match UnitBytes::parse(s) {
                 Ok(b) => J::from(b.0),
                 Err(_) => {
-                    self.err("load.size", n.pos, path, format!("invalid size `{s}`"))
-                        .hint = Some("use bytes or a unit: `512k`, `50M`, `1G`".into());
+                    self.err("load.size", n.pos, path, format!("invalid size `{s}`")).hint =
+                        Some("use bytes or a unit: `512k`, `50M`, `1G`".into());
                     J::Null
                 }
             },
             Value::Null => J::Null,
             _ => {
-                self.err("load.size", n.pos, path, format!("a size must be a number or a string, found {}", n.type_name()));
+                self.err(
+                    "load.size",
+                    n.pos,
+                    path,
+                    format!("a size must be a number or a string, found {}", n.type_name()),
+                );
                 J::Null
             }
         }
@@ -558,8 +563,8 @@ impl Cx<'_> {
             Value::Str(s) => match shlex_split(s) {
                 Ok(words) => J::Array(words.into_iter().map(J::String).collect()),
                 Err(e) => {
-                    self.err("load.command", n.pos, path, format!("cannot split command: {e}"))
-                        .hint = Some("close the quote, or write the command as a list of arguments".into());
+                    self.err("load.command", n.pos, path, format!("cannot split command: {e}")).hint =
+                        Some("close the quote, or write the command as a list of arguments".into());
                     J::Null
                 }
             },
@@ -573,7 +578,12 @@ impl Cx<'_> {
             Value::Map(m) => m,
             Value::Null => &Default::default(),
             _ => {
-                self.err("load.type", node.pos, &path, format!("a service must be a mapping, found {}", node.type_name()));
+                self.err(
+                    "load.type",
+                    node.pos,
+                    &path,
+                    format!("a service must be a mapping, found {}", node.type_name()),
+                );
                 return None;
             }
         };
@@ -618,7 +628,9 @@ impl Cx<'_> {
                 "environment" => mapping_or_list(v, '=', true),
                 "labels" | "sysctls" => mapping_or_list(v, '=', false),
                 "expose" => match v.as_seq() {
-                    Some(items) => J::Array(items.iter().map(|i| J::String(go_string(i).unwrap_or_default())).collect()),
+                    Some(items) => {
+                        J::Array(items.iter().map(|i| J::String(go_string(i).unwrap_or_default())).collect())
+                    }
                     None => v.to_json(),
                 },
                 "extra_hosts" => hosts_list(v),
@@ -645,7 +657,11 @@ impl Cx<'_> {
                                 Some(nm) => J::Object(
                                     nm.iter()
                                         .map(|(nk, x)| {
-                                            let j = if nk == "driver_opts" { map_to_strings(x, false) } else { x.to_json() };
+                                            let j = if nk == "driver_opts" {
+                                                map_to_strings(x, false)
+                                            } else {
+                                                x.to_json()
+                                            };
                                             (nk.clone(), j)
                                         })
                                         .collect(),
@@ -763,15 +779,18 @@ impl Cx<'_> {
                 }
             };
             match parse_port_spec(&spec) {
-                Ok((ports, ignored_ips)) => {
-                    for ip in ignored_ips {
+                Ok((ports, ignored_ip)) => {
+                    if let Some(ip) = ignored_ip {
                         self.warn(
                             "load.port-ip-ignored",
                             it.pos,
                             &p,
-                            format!("ignoring IP-address ({ip}): the service will listen on 0.0.0.0"),
+                            format!("the host IP `{ip}` in `{spec}` is ignored: the service will listen on 0.0.0.0"),
                         )
-                        .hint = Some("Swarm publishes ports on every address of every node; use `mode: host` and a firewall to restrict it".into());
+                        .hint = Some(
+                            "Swarm publishes ports on every address of every node; restrict access with a firewall"
+                                .into(),
+                        );
                     }
                     out.extend(ports);
                 }
@@ -793,8 +812,9 @@ impl Cx<'_> {
                 Value::Str(s) => match parse_volume(s) {
                     Ok(v) => out.push(v),
                     Err(e) => {
-                        self.err("load.volume", it.pos, &p, format!("invalid volume `{s}`: {e}")).hint =
-                            Some("use `[SOURCE:]TARGET[:OPTIONS]`, e.g. `data:/var/lib/data` or `./conf:/etc/app:ro`".into());
+                        self.err("load.volume", it.pos, &p, format!("invalid volume `{s}`: {e}")).hint = Some(
+                            "use `[SOURCE:]TARGET[:OPTIONS]`, e.g. `data:/var/lib/data` or `./conf:/etc/app:ro`".into(),
+                        );
                     }
                 },
                 Value::Map(m) => {
@@ -805,7 +825,11 @@ impl Cx<'_> {
                                 Some(tm) => {
                                     let mut t = JMap::new();
                                     for (tk, tv) in tm {
-                                        let j = if tk == "size" { self.size(tv, &format!("{p}.tmpfs.size")) } else { tv.to_json() };
+                                        let j = if tk == "size" {
+                                            self.size(tv, &format!("{p}.tmpfs.size"))
+                                        } else {
+                                            tv.to_json()
+                                        };
                                         t.insert(tk.clone(), j);
                                     }
                                     J::Object(t)
@@ -826,7 +850,8 @@ impl Cx<'_> {
     }
 
     /// docker/cli's `resolveEnvironment`: `env_file`s then `environment`; an empty or missing value is
-    /// taken from the environment when the variable is set there.
+    /// taken from the environment when the variable is set there. docker/cli looks at the process
+    /// environment only; berth uses the whole interpolation environment (process, `--env-file`, `.env`).
     fn resolve_environment(&mut self, svc: &mut Service, map: &indexmap::IndexMap<String, Node>, path: &str) {
         let mut environment: BTreeMap<String, Option<String>> = BTreeMap::new();
         let env = self.env;
@@ -845,7 +870,11 @@ impl Cx<'_> {
             for (i, file) in svc.env_file.clone().iter().enumerate() {
                 let item = node.and_then(|n| n.as_seq().and_then(|s| s.get(i)).or(Some(n)));
                 let pos = item.map(|n| n.pos).unwrap_or_default();
-                let p = if node.and_then(Node::as_seq).is_some() { format!("{path}.env_file.{i}") } else { format!("{path}.env_file") };
+                let p = if node.and_then(Node::as_seq).is_some() {
+                    format!("{path}.env_file.{i}")
+                } else {
+                    format!("{path}.env_file")
+                };
                 let abs = abs_path(self.working_dir, file);
                 match std::fs::read(&abs) {
                     Ok(bytes) => {
@@ -932,7 +961,9 @@ impl Cx<'_> {
                         "load.conflict",
                         n.pos,
                         &path,
-                        format!("network {name}: network.external.name and network.name conflict; only use network.name"),
+                        format!(
+                            "network {name}: network.external.name and network.name conflict; only use network.name"
+                        ),
                     );
                     return None;
                 }
@@ -988,10 +1019,10 @@ impl Cx<'_> {
                         sj.get_mut("accessibility_requirements").and_then(|a| a.get_mut(k)).and_then(J::as_array_mut),
                     ) {
                         for (i, item) in items.iter().enumerate() {
-                            if let (Some(seg), Some(t)) = (item.get("segments"), target.get_mut(i)) {
-                                if let Some(o) = t.as_object_mut() {
-                                    o.insert("segments".into(), mapping_or_list(seg, '=', false));
-                                }
+                            if let (Some(seg), Some(o)) =
+                                (item.get("segments"), target.get_mut(i).and_then(J::as_object_mut))
+                            {
+                                o.insert("segments".into(), mapping_or_list(seg, '=', false));
                             }
                         }
                     }
@@ -1092,10 +1123,57 @@ impl Cx<'_> {
     }
 }
 
+/// Finds where a value that fails to deserialise into `T` goes wrong: keeps one member (or list
+/// item) at a time, wrapped back into the whole by `wrap`, and descends into the first that still
+/// fails. All model structs have serde defaults, so such partial documents are otherwise valid.
+fn locate<T: serde::de::DeserializeOwned>(
+    json: &J,
+    node: Option<&Node>,
+    path: &str,
+    wrap: &dyn Fn(J) -> J,
+    depth: usize,
+) -> Option<(Pos, String)> {
+    let here = node.map(|n| (n.pos, path.to_string()));
+    if depth > 32 {
+        return here;
+    }
+    let fails = |v: J| T::deserialize(&wrap(v)).is_err();
+    match json {
+        J::Object(obj) => {
+            for (k, v) in obj {
+                let single = |x: J| {
+                    let mut one = JMap::new();
+                    one.insert(k.clone(), x);
+                    J::Object(one)
+                };
+                if fails(single(v.clone())) {
+                    let child = node.and_then(|n| n.get(k));
+                    let inner = |x: J| wrap(single(x));
+                    return locate::<T>(v, child, &join_path(path, k), &inner, depth + 1).or(here);
+                }
+            }
+            here
+        }
+        J::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                if fails(J::Array(vec![v.clone()])) {
+                    // Short syntaxes expand to several items: positions map 1:1 only when counts match.
+                    let child = node.and_then(Node::as_seq).filter(|s| s.len() == items.len()).and_then(|s| s.get(i));
+                    let inner = |x: J| wrap(J::Array(vec![x]));
+                    return locate::<T>(v, child.or(node), &format!("{path}.{i}"), &inner, depth + 1).or(here);
+                }
+            }
+            here
+        }
+        _ => here,
+    }
+}
+
 /// `C:\x`, `C:/x` or `\\server\share`.
 fn is_windows_abs(p: &str) -> bool {
     let b = p.as_bytes();
-    p.starts_with("\\\\") || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
+    p.starts_with("\\\\")
+        || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
 }
 
 /// Go's `absPath`: absolute paths unchanged, others joined to `base` and cleaned lexically.
@@ -1215,8 +1293,8 @@ fn parse_port_range(s: &str) -> Option<(u64, u64)> {
 
 /// A port short syntax (`[ip:][host:]container[/proto]`, ranges allowed) to long-form entries, like
 /// docker/cli's `toServicePortConfigs` (nat.ParsePortSpecs + ConvertPortToPortConfig). Also returns
-/// the host IPs that Swarm ignores.
-fn parse_port_spec(raw: &str) -> Result<(Vec<J>, Vec<String>), String> {
+/// the host IP that Swarm ignores, if any.
+fn parse_port_spec(raw: &str) -> Result<(Vec<J>, Option<String>), String> {
     let parts: Vec<&str> = raw.split(':').collect();
     let n = parts.len();
     let (ip, host, container) = match n {
@@ -1275,19 +1353,11 @@ fn parse_port_spec(raw: &str) -> Result<(Vec<J>, Vec<String>), String> {
         };
         bindings.entry(format!("{cport}/{proto}")).or_insert((cport, Vec::new())).1.push((hs, he));
     }
-    let mut ignored = Vec::new();
-    if let Ok(addr) = ip.parse::<std::net::IpAddr>() {
-        if !addr.is_unspecified() {
-            for (_, (cport, b)) in &bindings {
-                for (hs, he) in b {
-                    let hp = if hs == he { hs.to_string() } else { format!("{hs}-{he}") };
-                    let hp = if host.is_empty() { String::new() } else { hp };
-                    let joined = if addr.is_ipv6() { format!("[{ip}]:{hp}") } else { format!("{ip}:{hp}") };
-                    ignored.push(format!("{joined}:{cport}/{proto}"));
-                }
-            }
-        }
-    }
+    // docker/cli warns once per binding; one note per entry is enough.
+    let ignored = match ip.parse::<std::net::IpAddr>() {
+        Ok(addr) if !addr.is_unspecified() => Some(ip.clone()),
+        _ => None,
+    };
     let mut out = Vec::new();
     for (_, (cport, b)) in bindings {
         for (hs, he) in b {
@@ -1425,9 +1495,13 @@ mod tests {
         assert_eq!(p[0]["published"], 9090);
         let (p, _) = parse_port_spec("1-3:5").unwrap();
         assert_eq!(p.iter().map(|x| x["published"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
-        let (p, ips) = parse_port_spec("127.0.0.1:8001:8001").unwrap();
+        let (p, ip) = parse_port_spec("127.0.0.1:8001:8001").unwrap();
         assert_eq!(p.len(), 1);
-        assert_eq!(ips.len(), 1);
+        assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+        let (p, ip) = parse_port_spec("[::1]:5000-5001:5000-5001").unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(ip.as_deref(), Some("::1"));
+        assert_eq!(parse_port_spec("0.0.0.0:80:80").unwrap().1, None);
         let (p, _) = parse_port_spec("53:53/udp").unwrap();
         assert_eq!(p[0]["protocol"], "udp");
         let (p, _) = parse_port_spec("3000").unwrap();
@@ -1443,7 +1517,10 @@ mod tests {
         let v = parse_volume("/var/lib/mysql").unwrap();
         assert_eq!(v, serde_json::json!({"type": "volume", "target": "/var/lib/mysql"}));
         let v = parse_volume("~/configs:/etc/configs/:ro").unwrap();
-        assert_eq!(v, serde_json::json!({"type": "bind", "source": "~/configs", "target": "/etc/configs/", "read_only": true}));
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "bind", "source": "~/configs", "target": "/etc/configs/", "read_only": true})
+        );
         let v = parse_volume("data:/x:nocopy").unwrap();
         assert_eq!(v["volume"]["nocopy"], true);
         let v = parse_volume("C:\\data:/x").unwrap();
@@ -1470,5 +1547,97 @@ mod tests {
         assert_eq!(go_float(1.5), "1.5");
         assert_eq!(go_float(1e21), "1e+21");
         assert_eq!(go_float(0.00001), "1e-05");
+    }
+
+    /// The typed load alone (no schema validation in front of it) must not panic on anything.
+    fn typed_only(text: &str) {
+        let Ok(doc) = yaml::parse(text, 0) else { return };
+        let mut sources = SourceMap::default();
+        let env = Env::new();
+        let mut cx = Cx {
+            working_dir: Path::new("/w"),
+            env: &env,
+            sources: &mut sources,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            version: Version::LATEST,
+        };
+        let _ = cx.stack(&doc);
+    }
+
+    const VALUES: &[&str] = &[
+        "x",
+        "1",
+        "-1",
+        "1.5e300",
+        "true",
+        "null",
+        "''",
+        "'a b \"c'",
+        "[]",
+        "{}",
+        "[1, a, '::', '1-2:3-4', ~, [], {}]",
+        "{a: 1, b: [c], c: {d: e}}",
+        "['a::b', ':', '/x:/y:ro,z', '~/a:/b', {type: bind}, {type: tmpfs, tmpfs: {size: x}}]",
+        "{replicas: -1, labels: [1, a=b], resources: {limits: {memory: 1q, cpus: 1}, reservations: []}}",
+        "{test: 'a \"', interval: 1x, timeout: 1}",
+        "{soft: a, hard: []}",
+        "[{target: 99999999999}]",
+        "{nofile: 1.5, x: {soft: 1}}",
+        "[{source: a, mode: -1}, 1]",
+        "'80/xyz'",
+        "{frontend: {aliases: 1, driver_opts: 1}}",
+        "{external: {name: 1}, name: x}",
+        "{external: true, driver: x, labels: 1}",
+        "{x-cluster-spec: {capacity_range: {required_bytes: z}, accessibility_requirements: {requisite: [{segments: [a=b]}]}}}",
+        "[0-65535]",
+        "['1-65535:1-65535/udp']",
+    ];
+    const KEYS: &[&str] = &[
+        "image",
+        "command",
+        "entrypoint",
+        "environment",
+        "env_file",
+        "ports",
+        "volumes",
+        "networks",
+        "secrets",
+        "configs",
+        "deploy",
+        "healthcheck",
+        "ulimits",
+        "labels",
+        "extra_hosts",
+        "dns",
+        "tmpfs",
+        "logging",
+        "stop_grace_period",
+        "build",
+        "sysctls",
+        "expose",
+        "x-ext",
+        "external",
+        "driver",
+        "file",
+        "name",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+        #[test]
+        fn typed_load_never_panics_on_unvalidated_input(
+            kv in proptest::collection::vec((0..KEYS.len(), 0..VALUES.len()), 0..8),
+            section in 0..5usize,
+        ) {
+            let mut seen = std::collections::BTreeSet::new();
+            let body: String = kv
+                .into_iter()
+                .filter(|(k, _)| seen.insert(*k))
+                .map(|(k, v)| format!("    {}: {}\n", KEYS[k], VALUES[v]))
+                .collect();
+            let name = ["services", "networks", "volumes", "secrets", "configs"][section];
+            typed_only(&format!("{name}:\n  a:\n{body}"));
+        }
     }
 }

@@ -23,8 +23,9 @@
 //!   a different driver replaces the whole block;
 //! * service `networks`: aliases replaced (even by none), addresses replaced when set;
 //! * `ulimits`: replaced per name;
-//! * service `x-*`: merged like mergo merges `map[string]interface{}` (nested maps merged, lists
-//!   appended, scalars replaced; appending a list to a non-list is an error, as in docker/cli);
+//! * service `x-*`: merged like mergo merges `map[string]interface{}` (maps merged into maps,
+//!   lists appended to lists, anything else replaced; appending a list to a non-list is an error,
+//!   as in docker/cli);
 //! * top level: services merged by name (new ones added), `networks` / `volumes` / `secrets` /
 //!   `configs` replaced per name; `version` and top-level `x-*` come from the first file only.
 
@@ -417,14 +418,9 @@ fn merge_json_map(
     for (k, sv) in s {
         let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
         match (d.get_mut(&k), sv) {
-            // A non-empty map merges into a map; a map over an empty value replaces it; a map over a
-            // non-empty non-map value is ignored (mergo cannot set it and skips the entry).
+            // A map merges into a map; over any other value it replaces it (mergo v1 only keeps
+            // the base entry when both are maps).
             (Some(J::Object(dm)), J::Object(sm)) => merge_json_map(dm, sm, &here)?,
-            (Some(dv), J::Object(sm)) => {
-                if json_is_empty(dv) {
-                    *dv = J::Object(sm);
-                }
-            }
             // Lists are appended; onto a missing or null value they are set; onto anything else
             // mergo fails with "cannot append two slices with different type".
             (Some(J::Array(da)), J::Array(sa)) => da.extend(sa),
@@ -441,19 +437,6 @@ fn merge_json_map(
         }
     }
     Ok(())
-}
-
-/// Go's `isEmptyValue` on a decoded YAML value (mergo v1 dereferences interfaces).
-fn json_is_empty(v: &serde_json::Value) -> bool {
-    use serde_json::Value as J;
-    match v {
-        J::Null => true,
-        J::Bool(b) => !b,
-        J::Number(n) => n.as_f64() == Some(0.0),
-        J::String(s) => s.is_empty(),
-        J::Array(a) => a.is_empty(),
-        J::Object(o) => o.is_empty(),
-    }
 }
 
 fn json_type(v: &serde_json::Value) -> &'static str {

@@ -8,8 +8,11 @@ use crate::model::Stack;
 
 /// The stack as YAML, shaped like `docker stack config` prints it. Parses back to the same value.
 pub fn to_yaml(stack: &Stack) -> String {
-    // Serialising plain data into a String cannot fail; an empty string would only hide a bug.
-    serde_saphyr::to_string(stack).unwrap_or_default()
+    // yaml.v3 style: list items indented under their key.
+    let mut opts = serde_saphyr::SerializerOptions::default();
+    opts.compact_list_indent = false;
+    // Serialising plain data into a String cannot fail.
+    serde_saphyr::to_string_with_options(stack, opts).unwrap_or_default()
 }
 
 /// The stack as pretty JSON with the same content as [`to_yaml`].
@@ -43,7 +46,11 @@ mod tests {
         s.networks.insert("n".into(), NetworkConfig::default());
         s.networks.insert(
             "ext".into(),
-            NetworkConfig { name: "ext".into(), external: External { name: String::new(), external: true }, ..Default::default() },
+            NetworkConfig {
+                name: "ext".into(),
+                external: External { name: String::new(), external: true },
+                ..Default::default()
+            },
         );
         s.volumes.insert("v".into(), VolumeConfig::default());
         s.extras.insert("x-top".into(), serde_json::json!("v"));
@@ -73,6 +80,7 @@ mod tests {
         assert!(y.contains("stop_grace_period: 1m30s"), "{y}");
         assert!(y.contains("mode: 288"), "{y}");
         assert!(y.contains("x-top: v"), "{y}");
+        assert!(y.contains("    command:\n      - echo\n"), "{y}");
         assert!(!y.contains("external: false"), "{y}");
     }
 }

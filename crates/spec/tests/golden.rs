@@ -10,7 +10,8 @@ use berth_spec::load::load_documents;
 use serde_json::Value as J;
 use std::path::{Path, PathBuf};
 
-const LOADER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/compose-suites/docker-cli/cli/compose/loader");
+const LOADER: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/compose-suites/docker-cli/cli/compose/loader");
 
 fn load_full_example() -> (tempfile::TempDir, J) {
     let dir = tempfile::tempdir().unwrap();
@@ -18,7 +19,10 @@ fn load_full_example() -> (tempfile::TempDir, J) {
         std::fs::copy(Path::new(LOADER).join(f), dir.path().join(f)).unwrap();
     }
     let text = std::fs::read_to_string(Path::new(LOADER).join("full-example.yml")).unwrap();
-    let env = Env::from_pairs([("HOME".to_string(), "/bar".to_string()), ("QUX".to_string(), "qux_from_environment".to_string())]);
+    let env = Env::from_pairs([
+        ("HOME".to_string(), "/bar".to_string()),
+        ("QUX".to_string(), "qux_from_environment".to_string()),
+    ]);
     let file = dir.path().join("full-example.yml");
     let loaded = match load_documents(&[(file, text)], dir.path(), &env) {
         Ok(l) => l,
@@ -133,7 +137,8 @@ fn full_example_renders_yaml_that_parses_back_to_the_same_stack() {
     }
     let text = std::fs::read_to_string(Path::new(LOADER).join("full-example.yml")).unwrap();
     let env = Env::from_pairs([("HOME".to_string(), "/bar".to_string())]);
-    let loaded = load_documents(&[(dir.path().join("f.yml"), text)], dir.path(), &env).unwrap_or_else(|e| panic!("{:#?}", e.diagnostics));
+    let loaded = load_documents(&[(dir.path().join("f.yml"), text)], dir.path(), &env)
+        .unwrap_or_else(|e| panic!("{:#?}", e.diagnostics));
     let yaml = berth_spec::render::to_yaml(&loaded.stack);
     let back: berth_spec::Stack = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     assert_eq!(back, loaded.stack);

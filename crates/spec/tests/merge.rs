@@ -754,6 +754,38 @@ services:
 "#,
     },
     Case {
+        name: "berth/extension_map_replaces_a_non_map_and_null_replaces_anything",
+        base: r#"
+version: "3.8"
+services:
+  api:
+    image: a
+    x-s: str
+    x-l: [1, 2]
+    x-m: {a: {b: 1, c: [1]}}
+    x-n: {a: 1}
+"#,
+        over: r#"
+version: "3.8"
+services:
+  api:
+    x-s: {b: [1]}
+    x-l: {b: 2}
+    x-m: {a: {c: [2], d: 3}}
+    x-n: null
+"#,
+        expected: r#"
+version: "3.8"
+services:
+  api:
+    image: a
+    x-s: {b: [1]}
+    x-l: {b: 2}
+    x-m: {a: {b: 1, c: [1, 2], d: 3}}
+    x-n: null
+"#,
+    },
+    Case {
         name: "berth/top_level_resources_replaced_per_key",
         base: r#"
 version: "3.8"

@@ -24,6 +24,8 @@ pub type Edit = fn(&mut Value, &Side);
 pub struct Case {
     pub name: String,
     pub file: String,
+    /// Further files merged over `file` (`-c file -c more...`).
+    more: Vec<String>,
     edit: Option<Edit>,
     /// Files to put beside an edited copy: (name, content).
     files: Vec<(String, Vec<u8>)>,
@@ -44,7 +46,12 @@ impl Case {
                 }
             }
         }
-        Case { name: name.to_string(), file, edit: None, files: Vec::new(), env }
+        Case { name: name.to_string(), file, more: Vec::new(), edit: None, files: Vec::new(), env }
+    }
+
+    pub fn merge(mut self, file: String) -> Case {
+        self.more.push(file);
+        self
     }
 
     pub fn edit(mut self, f: Edit) -> Case {
@@ -117,8 +124,8 @@ impl ExtObjects {
     fn remove(&self) {
         let _ = docker(&["secret", "rm", "parity-ext-secret"]);
         let _ = docker(&["config", "rm", "parity-ext-config"]);
-        let _ = docker(&["volume", "rm", "parity-ext-volume"]);
-        remove_with_retry(&["network", "rm", "parity-ext-net"], "parity-ext-net");
+        remove_with_retry("volume", "parity-ext-volume");
+        remove_with_retry("network", "parity-ext-net");
     }
 }
 
@@ -156,12 +163,11 @@ pub async fn run_case(docker: &Docker, case: &Case, n: usize) -> Result<(), Stri
     if let Ok(host) = std::env::var("DOCKER_HOST") {
         cmd.env("DOCKER_HOST", host);
     }
-    let out = cmd
-        .args(["stack", "deploy", "--resolve-image", "never", "--detach=true", "-c"])
-        .arg(&file_a)
-        .arg(&a.stack)
-        .output()
-        .expect("run docker");
+    cmd.args(["stack", "deploy", "--resolve-image", "never", "--detach=true", "-c"]).arg(&file_a);
+    for more in &case.more {
+        cmd.arg("-c").arg(more);
+    }
+    let out = cmd.arg(&a.stack).output().expect("run docker");
     if !out.status.success() {
         return Err(format!("docker stack deploy failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
@@ -175,15 +181,28 @@ pub async fn run_case(docker: &Docker, case: &Case, n: usize) -> Result<(), Stri
     remove_stack(&b.stack);
     created?;
 
+    if snap_a.services.is_empty() {
+        return Err("docker stack deploy created no services: nothing to compare".into());
+    }
+    let counts = format!(
+        "{} services, {} networks, {} secrets, {} configs",
+        snap_a.services.len(),
+        snap_a.networks.len(),
+        snap_a.secrets.len(),
+        snap_a.configs.len()
+    );
     let a = normalise(snap_a, &a.stack);
     let b = normalise(snap_b, &b.stack);
+    eprintln!("parity {n:02} {}: compared {counts}", case.name);
     let mut diffs = Vec::new();
     diff("", &a, &b, &mut diffs);
     if diffs.is_empty() { Ok(()) } else { Err(diffs.iter().map(|d| format!("   {d}")).collect::<Vec<_>>().join("\n")) }
 }
 
 async fn create_with_berth(docker: &Docker, case: &Case, side: &Side, file: PathBuf) -> Result<(), String> {
-    let loaded = load(&LoadOptions { files: vec![file], env_files: vec![], environ: case.env.clone(), dotenv: false })
+    let mut files = vec![file];
+    files.extend(case.more.iter().map(PathBuf::from));
+    let loaded = load(&LoadOptions { files, env_files: vec![], environ: case.env.clone(), dotenv: false })
         .map_err(|f| format!("berth could not load the file:\n{}", lines(&f.diagnostics)))?;
     let read = |p: &Path| std::fs::read(p);
     let want = desired(&loaded.stack, &side.stack, &ConvertOptions { content_addressed: false }, &read)
@@ -306,9 +325,10 @@ fn normalise(s: Snapshot, stack: &str) -> Value {
         if let Some(opts) = o.get_mut("Options").and_then(Value::as_object_mut) {
             opts.remove("com.docker.network.driver.overlay.vxlanid_list");
         }
-        // Subnets the daemon allocated itself (default pool 10.0.0.0/8) differ per network.
+        // Subnets the daemon allocated itself (default pool 10.0.0.0/8) differ per network; the
+        // fixtures give their own subnets outside that pool.
         if let Some(cfgs) = o.get_mut("IPAM").and_then(|i| i.get_mut("Config")).and_then(Value::as_array_mut) {
-            cfgs.retain(|c| !c["Subnet"].as_str().is_some_and(|s| s.starts_with("10.0.")));
+            cfgs.retain(|c| !c["Subnet"].as_str().is_some_and(|s| s.starts_with("10.")));
         }
         networks.insert(n["Name"].as_str().unwrap_or_default().to_string(), n);
     }
@@ -373,8 +393,8 @@ fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// Removes a stack's objects: services first, then secrets, configs and networks (retrying while
-/// the tasks of removed services still hold the network).
+/// Removes a stack's objects: services first, then secrets, configs, networks and volumes
+/// (retrying while the tasks of removed services still hold them).
 fn remove_stack(stack: &str) {
     let filter = format!("label={NS_LABEL}={stack}");
     for kind in ["service", "secret", "config"] {
@@ -386,24 +406,28 @@ fn remove_stack(stack: &str) {
             let _ = docker(&args);
         }
     }
+    // Networks, and volumes a task may have created on this node (they carry the stack label).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let ids = docker(&["network", "ls", "-q", "--filter", &filter]).unwrap_or_default();
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if ids.is_empty() || Instant::now() > deadline {
+        let nets = docker(&["network", "ls", "-q", "--filter", &filter]).unwrap_or_default();
+        let vols = docker(&["volume", "ls", "-q", "--filter", &filter]).unwrap_or_default();
+        if (nets.trim().is_empty() && vols.trim().is_empty()) || Instant::now() > deadline {
             break;
         }
-        for id in ids {
+        for id in nets.split_whitespace() {
             let _ = docker(&["network", "rm", id]);
+        }
+        for name in vols.split_whitespace() {
+            let _ = docker(&["volume", "rm", name]);
         }
         std::thread::sleep(Duration::from_millis(300));
     }
 }
 
-fn remove_with_retry(args: &[&str], name: &str) {
+fn remove_with_retry(kind: &str, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while docker(&["network", "inspect", name]).is_ok() && Instant::now() < deadline {
-        let _ = docker(args);
+    while docker(&[kind, "inspect", name]).is_ok() && Instant::now() < deadline {
+        let _ = docker(&[kind, "rm", name]);
         std::thread::sleep(Duration::from_millis(300));
     }
 }
