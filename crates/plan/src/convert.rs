@@ -47,6 +47,7 @@ pub const LABEL_IMAGE: &str = "com.docker.stack.image";
 pub struct ConvertOptions {
     /// Name secrets/configs `<stack>_<name>_<hash8>` of their content (berth's default, so a change is a new object
     /// and rollback keeps the old one) instead of docker/cli's `<stack>_<name>`. Parity tests set false.
+    /// An explicit `name:` becomes `<name>_<hash8>`; external and driver-backed secrets keep their names.
     pub content_addressed: bool,
 }
 
@@ -359,6 +360,14 @@ impl Cx<'_> {
     ) -> Option<ServiceSpec> {
         let before = self.diags.len();
         let p = format!("services.{name}");
+        if svc.image.is_empty() {
+            let hint = if svc.build.context.is_empty() {
+                "set `image:` to the image the service runs".to_string()
+            } else {
+                format!("Swarm does not build images: build `{}` and push it, then set `image:`", svc.build.context)
+            };
+            self.err_hint("convert.no-image", format!("{p}.image"), format!("service `{name}` has no image"), hint);
+        }
 
         let secrets = self.secret_refs(&p, svc, secret_names);
         let configs = self.config_refs(&p, svc, config_names);

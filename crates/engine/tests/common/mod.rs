@@ -126,6 +126,9 @@ impl ExtObjects {
         let _ = docker(&["config", "rm", "parity-ext-config"]);
         remove_with_retry("volume", "parity-ext-volume");
         remove_with_retry("network", "parity-ext-net");
+        // A task being prepared when its service was removed may still create a stack volume.
+        std::thread::sleep(Duration::from_secs(2));
+        sweep_parity_volumes();
     }
 }
 
@@ -255,7 +258,8 @@ struct Snapshot {
 fn snapshot(stack: &str) -> Snapshot {
     let inspect = |kind: &str| -> Vec<Value> {
         let filter = format!("label={NS_LABEL}={stack}");
-        let ls = docker_ok(&[kind, "ls", "--filter", &filter, "--format", "{{.Name}}"]);
+        // By ID: a name can be ambiguous (dockerd allows two swarm networks of one name).
+        let ls = docker_ok(&[kind, "ls", "--filter", &filter, "--format", "{{.ID}}"]);
         let names: Vec<&str> = ls.lines().filter(|l| !l.is_empty()).collect();
         if names.is_empty() {
             return Vec::new();
@@ -316,7 +320,10 @@ fn normalise(s: Snapshot, stack: &str) -> Value {
         services.insert(spec["Name"].as_str().unwrap_or_default().to_string(), spec);
     }
     let mut networks = Map::new();
-    for n in &s.networks {
+    // Oldest first, so that a stale network of the same name left by an earlier run loses.
+    let mut by_age: Vec<&Value> = s.networks.iter().collect();
+    by_age.sort_by_key(|n| n["Created"].as_str().unwrap_or_default().to_string());
+    for n in by_age {
         let mut n = n.clone();
         let o = n.as_object_mut().unwrap();
         for volatile in ["Id", "Created", "Containers", "Peers", "Services", "Status"] {
@@ -412,15 +419,31 @@ fn remove_stack(stack: &str) {
         let nets = docker(&["network", "ls", "-q", "--filter", &filter]).unwrap_or_default();
         let vols = docker(&["volume", "ls", "-q", "--filter", &filter]).unwrap_or_default();
         if (nets.trim().is_empty() && vols.trim().is_empty()) || Instant::now() > deadline {
+            sweep_parity_volumes();
             break;
         }
+        let mut stuck = 0;
         for id in nets.split_whitespace() {
-            let _ = docker(&["network", "rm", id]);
+            // "not found" while still listed: swarm deletes it once tasks holding it are reaped.
+            if docker(&["network", "rm", id]).is_err_and(|e| e.contains("not found")) {
+                stuck += 1;
+            }
+        }
+        if stuck > 0 && stuck == nets.split_whitespace().count() && vols.trim().is_empty() {
+            break;
         }
         for name in vols.split_whitespace() {
             let _ = docker(&["volume", "rm", name]);
         }
         std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Removes every volume a parity stack's tasks created (named `parity-*`, stack label set).
+fn sweep_parity_volumes() {
+    let vols = docker(&["volume", "ls", "-q", "--filter", &format!("label={NS_LABEL}")]).unwrap_or_default();
+    for name in vols.split_whitespace().filter(|n| n.starts_with("parity-")) {
+        let _ = docker(&["volume", "rm", name]);
     }
 }
 

@@ -516,3 +516,10 @@ fn locate_finds_positions_of_converter_diagnostics_in_the_documents() {
     let pos = located[0].pos.expect("position found");
     assert_eq!((pos.line, pos.col), (5, 9));
 }
+
+#[test]
+fn a_service_without_image_is_an_error_that_mentions_build() {
+    let d = convert_err(json!({"services": {"web": {"build": {"context": "./web"}}}}));
+    assert_eq!((d[0].code, d[0].path.as_str()), ("convert.no-image", "services.web.image"));
+    assert!(d[0].hint.as_deref().unwrap().contains("./web"));
+}
