@@ -59,6 +59,93 @@ pub enum Command {
         #[arg(long)]
         remove_volumes: bool,
     },
+
+    /// Build, release and roll out the stack; wait until it is healthy (rolls back on failure).
+    Deploy(DeployArgs),
+    /// Go back to an earlier release (default: the one before the current).
+    Rollback(RollbackArgs),
+    /// List the stack's releases.
+    Releases {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Services, their tasks running/desired, health and the current release.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tasks of the stack (or of one service): node, state, health, error.
+    Ps {
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Logs of all tasks of the stack (or of one service), each line prefixed by service and task.
+    Logs(LogsArgs),
+    /// Set replica counts: `berth scale web=3 worker=2`.
+    Scale {
+        #[arg(required = true, value_name = "SERVICE=N")]
+        targets: Vec<String>,
+    },
+    /// Run a one-off command with a service's image, environment, secrets and networks.
+    Run {
+        service: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Run a command inside a running task of a service.
+    Exec {
+        service: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Remove the stack's services, networks, secrets and configs (volumes only with --volumes).
+    Rm {
+        /// Also remove the stack's volumes (their data is lost).
+        #[arg(long)]
+        volumes: bool,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DeployArgs {
+    /// Print plain progress lines even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+    /// Take over objects of the same stack that `docker stack deploy` created.
+    #[arg(long)]
+    pub adopt: bool,
+    /// Give up waiting for the stack to become healthy after this many seconds (then roll back).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Do not roll back automatically when the new release fails.
+    #[arg(long)]
+    pub no_rollback: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RollbackArgs {
+    /// Release number to go back to (see `berth releases`); default: the previous one.
+    pub release: Option<u64>,
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LogsArgs {
+    pub service: Option<String>,
+    /// Keep following new lines.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only lines since this long ago (`10m`, `1h`) or this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Number of lines from the end of each task's log.
+    #[arg(long)]
+    pub tail: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -7,6 +7,9 @@ use berth_spec::load::{LoadFailed, LoadOptions, Loaded};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+mod deploy;
+mod ops;
+
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Config { format } => config(&cli.stack, format),
@@ -14,11 +17,21 @@ pub fn run(cli: Cli) -> u8 {
         Command::Plan { json, observed, detailed_exitcode, remove_volumes } => {
             plan(&cli.stack, json, observed.as_deref(), detailed_exitcode, remove_volumes)
         }
+        Command::Deploy(a) => deploy::deploy(&cli.stack, &a),
+        Command::Rollback(a) => deploy::rollback(&cli.stack, &a),
+        Command::Releases { json } => deploy::releases(&cli.stack, json),
+        Command::Status { json } => ops::status(&cli.stack, json),
+        Command::Ps { service, json } => ops::ps(&cli.stack, service.as_deref(), json),
+        Command::Logs(a) => ops::logs(&cli.stack, &a),
+        Command::Scale { targets } => ops::scale(&cli.stack, &targets),
+        Command::Run { service, command } => ops::run(&cli.stack, &service, &command),
+        Command::Exec { service, command } => ops::exec(&cli.stack, &service, &command),
+        Command::Rm { volumes, yes } => ops::rm(&cli.stack, volumes, yes),
     }
 }
 
 /// Prints an error line (and hint) for a failure that is not about the user's files.
-fn fail(code: u8, message: impl std::fmt::Display, hint: Option<String>) -> u8 {
+pub(crate) fn fail(code: u8, message: impl std::fmt::Display, hint: Option<String>) -> u8 {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "error: {message}");
     if let Some(h) = hint {
@@ -27,7 +40,7 @@ fn fail(code: u8, message: impl std::fmt::Display, hint: Option<String>) -> u8 {
     code
 }
 
-fn print_diagnostics(diags: &[berth_spec::Diagnostic], sources: &berth_spec::SourceMap) {
+pub(crate) fn print_diagnostics(diags: &[berth_spec::Diagnostic], sources: &berth_spec::SourceMap) {
     if diags.is_empty() {
         return;
     }
@@ -40,7 +53,7 @@ fn print_diagnostics(diags: &[berth_spec::Diagnostic], sources: &berth_spec::Sou
 }
 
 /// Resolves the files and loads the stack; on failure prints the diagnostics.
-fn load(args: &StackArgs) -> Result<Loaded, u8> {
+pub(crate) fn load(args: &StackArgs) -> Result<Loaded, u8> {
     let files = if args.files.is_empty() {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         match berth_spec::load::default_file(&cwd) {
@@ -74,7 +87,7 @@ fn load(args: &StackArgs) -> Result<Loaded, u8> {
 }
 
 /// The stack name: `--stack`, else `x-berth.name`, else the first file's directory name.
-fn stack_name(args: &StackArgs, loaded: &Loaded) -> String {
+pub(crate) fn stack_name(args: &StackArgs, loaded: &Loaded) -> String {
     if let Some(n) = &args.name {
         return n.clone();
     }
@@ -165,6 +178,7 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
     ) {
         Ok(d) => d,
         Err(diags) => {
+            let diags = berth_plan::convert::locate(diags, &loaded.documents);
             print_diagnostics(&diags, &loaded.sources);
             return exit::INVALID;
         }
@@ -192,7 +206,7 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
 }
 
 /// Observes the stack on the local engine.
-fn observe(stack: &str) -> Result<berth_plan::Observed, u8> {
+pub(crate) fn observe(stack: &str) -> Result<berth_plan::Observed, u8> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| fail(exit::FAILED, e, None))?;
     rt.block_on(async {
         let engine = berth_engine::Engine::connect(&berth_engine::Target::Local).await.map_err(|e| {
