@@ -29,6 +29,10 @@ pub struct StackArgs {
     /// Stack name. Default: `x-berth.name`, else the directory of the first file.
     #[arg(short = 's', long = "stack", global = true, value_name = "NAME")]
     pub name: Option<String>,
+    /// Where to deploy: `local` (this machine's engine) or a target named in `x-berth.targets`.
+    /// Default: `x-berth.default_target`, else `local`.
+    #[arg(short = 't', long = "target", global = true, value_name = "NAME", env = "BERTH_TARGET")]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,16 @@
 
 mod observe;
 
+// E2: one-off runs and operator commands.
+mod inspect;
+mod logs;
+mod ops;
+mod run;
+pub use inspect::{PortInfo, ServiceStatus, StackStatus, TaskInfo};
+pub use logs::LogsOptions;
+pub use ops::RemoveReport;
+pub use run::{RunOutcome, RunSpec};
+
 use bollard::Docker;
 
 /// Where the engine is.
@@ -36,6 +46,21 @@ pub enum EngineError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// A task could not start because its image is not on the node (and could not be pulled).
+    #[error("service {service}: image `{image}` is missing: {detail}")]
+    ImageMissing { service: String, image: String, detail: String },
+    /// No node can run the task (constraints, resources, platform).
+    #[error("service {service}: no node can run its task: {detail}")]
+    NoSuitableNode { service: String, detail: String },
+    /// The engine rejected or failed a task before its command ran.
+    #[error("service {service}: task {state}: {detail}")]
+    TaskFailed { service: String, state: String, detail: String },
+    /// The request names something that does not exist (a service, a secret, a stack).
+    #[error("{what} `{name}` not found{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    NotFound { what: &'static str, name: String, suggestion: Option<String> },
+    /// berth will not do what was asked (foreign objects, global service scaled, ...).
+    #[error("{message}")]
+    Refused { message: String, hint: Option<String> },
 }
 
 impl EngineError {
@@ -50,6 +75,15 @@ impl EngineError {
                 Some("run `berth deploy` (it initialises swarm mode on the local engine) or `docker swarm init`".into())
             }
             EngineError::Api { .. } => None,
+            EngineError::ImageMissing { .. } => Some(
+                "build or pull the image on every node that may run the task (`docker pull`, or `berth deploy` with a `build:` section), or push it to a registry the nodes can reach".into(),
+            ),
+            EngineError::NoSuitableNode { .. } => Some(
+                "check the service's placement constraints and resource reservations against `docker node ls` / `docker node inspect`".into(),
+            ),
+            EngineError::TaskFailed { .. } => None,
+            EngineError::NotFound { .. } => Some("`berth status` lists the stack's services".into()),
+            EngineError::Refused { hint, .. } => hint.clone(),
         }
     }
 }

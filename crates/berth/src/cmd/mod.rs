@@ -190,7 +190,7 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
             Ok(o) => o,
             Err(e) => return fail(exit::INVALID, format!("cannot read observed state {}: {e}", path.display()), None),
         },
-        None => match observe(&name) {
+        None => match target(args, &loaded).and_then(|_| observe(&name)) {
             Ok(o) => o,
             Err(code) => return code,
         },
@@ -203,6 +203,36 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
         print!("{}", berth_plan::render::render_text(&plan));
     }
     if detailed && !plan.is_empty() { exit::CHANGES } else { exit::OK }
+}
+
+/// The engine target: `--target`, else `x-berth.default_target`, else `local`. Targets other than
+/// the local engine are validated here but not reachable yet (SSH: issue #7, AWS: issue #8).
+pub(crate) fn target(args: &StackArgs, loaded: &Loaded) -> Result<berth_engine::Target, u8> {
+    let xb = loaded.stack.extras.get("x-berth").map(berth_spec::xberth::XBerth::from_json).unwrap_or_default();
+    let name = args.target.clone().or(xb.default_target.clone()).unwrap_or_else(|| "local".into());
+    if name == "local" {
+        return Ok(berth_engine::Target::Local);
+    }
+    let not_yet = |kind: &str| {
+        fail(
+            exit::ENGINE,
+            format!("target `{name}` is an {kind} target; this build of berth reaches only the local engine"),
+            Some(format!("{kind} targets are not implemented yet; use `--target local`")),
+        )
+    };
+    match xb.targets.get(&name) {
+        Some(berth_spec::xberth::TargetSpec::Local) => Ok(berth_engine::Target::Local),
+        Some(berth_spec::xberth::TargetSpec::Ssh(_)) => Err(not_yet("SSH")),
+        Some(berth_spec::xberth::TargetSpec::Aws(_)) => Err(not_yet("AWS")),
+        None => {
+            let known: Vec<&str> = std::iter::once("local").chain(xb.targets.keys().map(String::as_str)).collect();
+            let hint = match berth_spec::diag::did_you_mean(&name, known.iter().copied()) {
+                Some(m) => format!("did you mean `{m}`?"),
+                None => format!("known targets: {}", known.join(", ")),
+            };
+            Err(fail(exit::USAGE, format!("no target named `{name}` in x-berth.targets"), Some(hint)))
+        }
+    }
 }
 
 /// Observes the stack on the local engine.
