@@ -9,6 +9,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v docker >/dev/null 2>&1 || need_pkgs+=(docker.io)
+# Image-build tests push to a throwaway local registry (crates/engine/tests/build.rs).
+command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
+command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   as_root apt-get update -qq

@@ -3,7 +3,9 @@
 
 mod cli;
 mod cmd;
+mod progress;
 mod report;
+mod table;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -11,10 +11,32 @@ mod inspect;
 mod logs;
 mod ops;
 mod run;
-pub use inspect::{PortInfo, ServiceStatus, StackStatus, TaskInfo};
-pub use logs::LogsOptions;
-pub use ops::RemoveReport;
+pub use inspect::{NodeInfo, PortInfo, ServiceStatus, StackStatus, TaskInfo};
+pub use logs::{LogLine, LogsOptions, parse_since};
+pub use ops::{RemoveReport, Scaled};
 pub use run::{RunOutcome, RunSpec};
+
+// E3: image builds.
+mod build;
+pub use build::{
+    BuildError, BuildOptions, BuildProgress, ContextFile, DockerIgnore, EntryKind, context_files, has_registry_host,
+    image_repository, image_tag,
+};
+
+// E1: the deploy path.
+mod apply;
+mod deploy;
+mod release;
+mod swarm;
+mod watch;
+pub use apply::{ApplyOptions, ApplyStats, credentials_from_config, registry_credentials, registry_of};
+pub use deploy::{DeployError, DeployOptions, DeployReport, without_bookkeeping};
+pub use release::{
+    LABEL_KIND as RELEASE_LABEL_KIND, LABEL_RELEASE, LABEL_STATUS, ReleaseInfo, ReleaseRecord, ReleaseStatus,
+    StoredDesired, current_release_of, highest_service_label, release_config_name,
+};
+pub use swarm::SwarmInfo;
+pub use watch::{Event, Failure, ServiceProgress};
 
 use bollard::Docker;
 

@@ -412,9 +412,15 @@ fn go_underscore_ok(s: &str) -> bool {
 
 /// docker/cli's `Path.matches`: both split on `.`, same length, each part equal or `*` in the pattern.
 fn path_matches(path: &str, pattern: &str) -> bool {
-    let parts: Vec<&str> = path.split('.').collect();
-    let pats: Vec<&str> = pattern.split('.').collect();
-    parts.len() == pats.len() && parts.iter().zip(&pats).all(|(p, q)| *q == "*" || p == q)
+    let mut parts = path.split('.');
+    let mut pats = pattern.split('.');
+    loop {
+        match (parts.next(), pats.next()) {
+            (None, None) => return true,
+            (Some(p), Some(q)) if q == "*" || p == q => {}
+            _ => return false,
+        }
+    }
 }
 
 /// The cast for a docker/cli path (`services.web.ports.[].published`), if any.
@@ -438,11 +444,16 @@ pub fn interpolate(doc: &mut Node, env: &Env) -> Vec<Diagnostic> {
     let lookup = |k: &str| env.get(k).map(str::to_string);
     let mut diags = Vec::new();
     if let Value::Map(map) = &mut doc.value {
+        let (mut path, mut go_path) = (String::with_capacity(128), String::with_capacity(128));
         for (key, node) in map.iter_mut() {
             if key == "version" {
                 continue;
             }
-            walk(node, key, key, &lookup, TYPE_CASTS, &mut diags);
+            path.clear();
+            path.push_str(key);
+            go_path.clear();
+            go_path.push_str(key);
+            walk(node, &mut path, &mut go_path, &lookup, TYPE_CASTS, &mut diags);
         }
     }
     diags
@@ -459,14 +470,16 @@ pub fn interpolate_node(
     casts: &[(&str, Cast)],
 ) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    walk(node, path, go_path, lookup, casts, &mut diags);
+    walk(node, &mut path.to_string(), &mut go_path.to_string(), lookup, casts, &mut diags);
     diags
 }
 
+/// Interpolates `node` in place. `path` and `go_path` are buffers holding the node's paths; children append
+/// their part and truncate it again, so nothing is allocated per node unless a diagnostic is made.
 fn walk(
     node: &mut Node,
-    path: &str,
-    go_path: &str,
+    path: &mut String,
+    go_path: &mut String,
     lookup: &dyn Fn(&str) -> Option<String>,
     casts: &[(&str, Cast)],
     diags: &mut Vec<Diagnostic>,
@@ -474,6 +487,8 @@ fn walk(
     let pos = node.pos;
     let mut unset = Vec::new();
     match &mut node.value {
+        // Without a `$` nothing is substituted (and nothing can fail).
+        Value::Str(s) if !s.contains('$') => {}
         Value::Str(s) => match substitute_impl(s, lookup, false, &mut unset) {
             Ok(new) if new == *s => {}
             Ok(new) => match cast_for_path(go_path, casts) {
@@ -493,15 +508,27 @@ fn walk(
             }
         },
         Value::Map(map) => {
+            let (plen, glen) = (path.len(), go_path.len());
             for (k, child) in map.iter_mut() {
-                walk(child, &format!("{path}.{k}"), &format!("{go_path}.{k}"), lookup, casts, diags);
+                path.push('.');
+                path.push_str(k);
+                go_path.push('.');
+                go_path.push_str(k);
+                walk(child, path, go_path, lookup, casts, diags);
+                path.truncate(plen);
+                go_path.truncate(glen);
             }
         }
         Value::Seq(items) => {
-            let go = format!("{go_path}.[]");
+            let (plen, glen) = (path.len(), go_path.len());
+            go_path.push_str(".[]");
             for (i, child) in items.iter_mut().enumerate() {
-                walk(child, &format!("{path}[{i}]"), &go, lookup, casts, diags);
+                use std::fmt::Write;
+                let _ = write!(path, "[{i}]");
+                walk(child, path, go_path, lookup, casts, diags);
+                path.truncate(plen);
             }
+            go_path.truncate(glen);
         }
         _ => {}
     }
@@ -510,7 +537,7 @@ fn walk(
             Diagnostic::warning(
                 "interpolate.unset",
                 Some(pos),
-                path,
+                path.as_str(),
                 format!("variable {var} is not set, substituting an empty string"),
             )
             .with_hint(format!(

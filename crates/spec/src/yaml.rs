@@ -151,6 +151,16 @@ impl Value {
 /// Errors: broken YAML, a duplicate key, a non-string key, an empty document or one whose top
 /// level is not a mapping — each as a [`Diagnostic`] with the place.
 pub fn parse(text: &str, file: u32) -> Result<Node, Diagnostic> {
+    // The common case (no anchors, aliases, tags, merge keys; no errors) straight from the parser's
+    // events; everything else through serde-saphyr, which decides errors and the rare forms.
+    if let Some(node) = fast::parse(text, file) {
+        return Ok(node);
+    }
+    parse_serde(text, file)
+}
+
+/// [`parse`] through serde-saphyr only (the reference the fast path must agree with).
+fn parse_serde(text: &str, file: u32) -> Result<Node, Diagnostic> {
     let mut opts = serde_saphyr::options::Options::default();
     opts.with_snippet = false;
     // yaml.v3 (docker/cli): only true/false are booleans; `010` is octal like `0o10`.
@@ -335,6 +345,197 @@ impl<'de> Deserialize<'de> for RawKey {
     }
 }
 
+/// A direct builder from granit-parser events (the parser under serde-saphyr) for plain documents.
+///
+/// It gives exactly what the serde-saphyr path gives, or `None` ("not sure, ask serde-saphyr") for
+/// anything outside the common subset: parse errors, anchors, aliases, tags, merge keys, duplicate
+/// or non-string keys, several documents, non-finite floats, and documents near serde-saphyr's
+/// budget limits. Scalars are typed with serde-saphyr's rules for untagged values (strict YAML 1.2
+/// booleans, legacy octal numbers).
+mod fast {
+    use super::{Map, Node, Pos, Value};
+    use granit_parser::{Event, Parser, ScalarStyle, Span, StrInput};
+    use std::borrow::Cow;
+
+    /// Stay well inside serde-saphyr's default budget (250 000 nodes, depth 64, 64 MiB of scalars).
+    const MAX_NODES: usize = 150_000;
+    const MAX_DEPTH: usize = 48;
+    const MAX_BYTES: usize = 16 << 20;
+
+    struct Builder<'a> {
+        parser: Parser<'a, StrInput<'a>>,
+        file: u32,
+        nodes: usize,
+    }
+
+    pub(super) fn parse(text: &str, file: u32) -> Option<Node> {
+        if text.len() > MAX_BYTES {
+            return None;
+        }
+        let mut b = Builder { parser: Parser::new_from_str(text), file, nodes: 0 };
+        match b.next()?.0 {
+            Event::StreamStart => {}
+            _ => return None,
+        }
+        match b.next()?.0 {
+            Event::DocumentStart(_, None) => {}
+            _ => return None,
+        }
+        let (ev, span) = b.next()?;
+        if !matches!(ev, Event::MappingStart(..)) {
+            return None;
+        }
+        let node = b.node(ev, span, None, 0)?;
+        match b.next()?.0 {
+            Event::DocumentEnd => {}
+            _ => return None,
+        }
+        match b.next()?.0 {
+            Event::StreamEnd => {}
+            _ => return None,
+        }
+        Some(node)
+    }
+
+    impl<'a> Builder<'a> {
+        fn next(&mut self) -> Option<(Event<'a>, Span)> {
+            self.parser.next_event()?.ok()
+        }
+
+        fn pos(&self, span: &Span) -> Pos {
+            Pos { file: self.file, line: span.start.line() as u32, col: span.start.col() as u32 + 1 }
+        }
+
+        fn node(&mut self, ev: Event<'a>, span: Span, key_pos: Option<Pos>, depth: usize) -> Option<Node> {
+            self.nodes += 1;
+            if self.nodes > MAX_NODES || depth > MAX_DEPTH {
+                return None;
+            }
+            let pos = self.pos(&span);
+            let value = match ev {
+                Event::Scalar(s, style, 0, None) => scalar(s, style)?,
+                Event::SequenceStart(_, 0, None) => {
+                    let mut items = Vec::new();
+                    loop {
+                        let (ev, span) = self.next()?;
+                        if matches!(ev, Event::SequenceEnd) {
+                            break;
+                        }
+                        items.push(self.node(ev, span, None, depth + 1)?);
+                    }
+                    Value::Seq(items)
+                }
+                Event::MappingStart(_, 0, None) => {
+                    let mut map = Map::new();
+                    loop {
+                        let (ev, span) = self.next()?;
+                        let key = match ev {
+                            Event::MappingEnd => break,
+                            Event::Scalar(k, style, 0, None) => match scalar(k, style)? {
+                                Value::Str(k) if k != "<<" => k,
+                                _ => return None,
+                            },
+                            _ => return None,
+                        };
+                        self.nodes += 1;
+                        let kpos = self.pos(&span);
+                        let (ev, span) = self.next()?;
+                        let value = self.node(ev, span, Some(kpos), depth + 1)?;
+                        if map.insert(key, value).is_some() {
+                            return None;
+                        }
+                    }
+                    Value::Map(map)
+                }
+                _ => return None,
+            };
+            Some(Node { value, pos, key_pos })
+        }
+    }
+
+    /// An untagged scalar as serde-saphyr's `deserialize_any` types it; `None` when that would be
+    /// an error (non-finite float).
+    fn scalar(s: Cow<'_, str>, style: ScalarStyle) -> Option<Value> {
+        if style != ScalarStyle::Plain {
+            return Some(Value::Str(s.into_owned()));
+        }
+        let t = s.trim_matches([' ', '\t', '\r', '\n']);
+        match s.as_ref() {
+            "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+            _ => {}
+        }
+        match t {
+            "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+            "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+            _ => {}
+        }
+        let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+        // Numbers start with a digit or `.` after the sign; anything else is a string (Rust's
+        // float parser would take `inf`/`nan`, but serde-saphyr refuses those spellings).
+        if !unsigned.as_bytes().first().is_some_and(|b| b.is_ascii_digit() || *b == b'.') {
+            return Some(Value::Str(s.into_owned()));
+        }
+        if let Some(neg) = t.strip_prefix('-') {
+            if let Some(v) = parse_int(neg).and_then(|m| i64::try_from(-m).ok()) {
+                return Some(Value::Int(v));
+            }
+        } else if let Some(v) = parse_int(t.strip_prefix('+').unwrap_or(t)).and_then(|m| u64::try_from(m).ok()) {
+            return Some(i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)));
+        }
+        // `.nan`, `.inf`: non-finite, which serde-saphyr rejects in untyped values.
+        if matches!(unsigned, ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF") {
+            return None;
+        }
+        match t.parse::<f64>() {
+            Ok(v) if v.is_finite() => Some(Value::Float(v)),
+            // Overflow (`1e999`) or `inf`/`nan` spellings: serde-saphyr's business.
+            Ok(_) => None,
+            Err(_) => Some(Value::Str(s.into_owned())),
+        }
+    }
+
+    /// serde-saphyr's integer syntax with legacy octal (sign already removed): `0x`, `0o`, `0b`
+    /// prefixes, a leading `0` for octal, `_` between digits. The magnitude, if it fits an i128.
+    fn parse_int(rest: &str) -> Option<i128> {
+        let (radix, digits) = if let Some(r) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
+            (16, r.strip_prefix('_').unwrap_or(r))
+        } else if let Some(r) = rest.strip_prefix("0o").or_else(|| rest.strip_prefix("0O")) {
+            (8, r.strip_prefix('_').unwrap_or(r))
+        } else if let Some(r) = rest.strip_prefix("0b").or_else(|| rest.strip_prefix("0B")) {
+            (2, r.strip_prefix('_').unwrap_or(r))
+        } else if rest == "0" {
+            (8, "0")
+        } else if let Some(r) = rest.strip_prefix('0') {
+            (8, r.strip_prefix('_').unwrap_or(r))
+        } else {
+            (10, rest)
+        };
+        let bytes = digits.as_bytes();
+        let mut val: i128 = 0;
+        let mut saw = false;
+        for (i, &b) in bytes.iter().enumerate() {
+            let d = match b {
+                b'_' => {
+                    if i == 0 || bytes[i - 1] == b'_' || i + 1 >= bytes.len() || bytes[i + 1] == b'_' {
+                        return None;
+                    }
+                    continue;
+                }
+                b'0'..=b'9' => u32::from(b - b'0'),
+                b'a'..=b'f' if radix > 10 => 10 + u32::from(b - b'a'),
+                b'A'..=b'F' if radix > 10 => 10 + u32::from(b - b'A'),
+                _ => return None,
+            };
+            if d >= radix {
+                return None;
+            }
+            val = val.checked_mul(i128::from(radix))?.checked_add(i128::from(d))?;
+            saw = true;
+        }
+        saw.then_some(val)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +587,108 @@ mod tests {
     fn top_level_must_be_a_mapping() {
         assert_eq!(parse("- a\n", 0).unwrap_err().code, "yaml.top-level");
         assert_eq!(parse("", 0).unwrap_err().code, "yaml.empty");
+    }
+
+    fn yaml_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                yaml_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// The fast path either agrees with serde-saphyr exactly (values, positions) or steps aside.
+    fn fast_agrees(text: &str) -> bool {
+        match fast::parse(text, 3) {
+            Some(n) => {
+                assert_eq!(Ok(n), parse_serde(text, 3), "fast path differs on:\n{text}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_serde_saphyr_on_every_fixture() {
+        let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/compose-suites"));
+        let mut files = Vec::new();
+        yaml_files(root, &mut files);
+        assert!(files.len() > 100, "fixtures not found under {}", root.display());
+        let mut taken = 0;
+        for f in &files {
+            let Ok(text) = std::fs::read_to_string(f) else { continue };
+            if fast_agrees(&text) {
+                taken += 1;
+            }
+        }
+        // Most real files are plain YAML: the fast path must not quietly step aside for them.
+        assert!(taken * 2 > files.len(), "fast path took only {taken} of {} files", files.len());
+    }
+
+    #[test]
+    fn fast_path_types_scalars_like_serde_saphyr() {
+        let scalars = [
+            "0", "00", "010", "08", "0x1F", "0X_1f", "0o17", "0b101", "0b102", "0_", "0x", "1_000", "1__0", "_1", "1_",
+            "+1", "-1", "+-1", "-0", "-010", "-0x10", "9223372036854775807", "9223372036854775808",
+            "18446744073709551615", "18446744073709551616", "-9223372036854775808", "-9223372036854775809",
+            "340282366920938463463374607431768211456", "1.5", ".5", "5.", "-.5", "+.5", "1e3", "1E-3", "1e999",
+            "-1e999", ".inf", "-.inf", "+.Inf", ".nan", ".NaN", "inf", "nan", "Infinity", "-inf", "1.0.0", "10s",
+            "256M", "1_0.5", "0.5_", "3.10", "true", "True", "TRUE", "tRue", "yes", "no", "on", "off", "y", "n",
+            "false", "null", "Null", "NULL", "nULL", "~", "-", ".", "..", "+", "1-2", "1:2", "08:00", "0o8", "1e",
+            "0x8000000000000000", "-0x8000000000000000", "0b", "é", "1 2",
+        ];
+        for v in scalars {
+            for form in [format!("k: {v}\n"), format!("k: '{v}'\n"), format!("k: [{v}]\n"), format!("{v}: x\n")] {
+                fast_agrees(&form);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_steps_aside_for_rare_forms() {
+        for text in [
+            "a: &x 1\nb: *x\n",
+            "a: !!str 1\n",
+            "x: &b {c: 1}\ny:\n  <<: *b\n",
+            "a: 1\na: 2\n",
+            "a: 1\n---\nb: 2\n",
+            "1: x\n",
+            "? [a]\n: x\n",
+            "a: .inf\n",
+            "- a\n",
+            "",
+            "a: [b\n",
+        ] {
+            assert!(fast::parse(text, 0).is_none(), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_agrees_on_generated_documents(
+            entries in proptest::collection::vec(("[a-z<~][a-z0-9_.-]{0,6}", "[-+.0-9a-zA-Z_ ~:]{0,10}", 0..6usize), 1..8)
+        ) {
+            let mut text = String::new();
+            for (k, v, style) in &entries {
+                let line = match style {
+                    0 => format!("{k}: {v}\n"),
+                    1 => format!("{k}: '{v}'\n"),
+                    2 => format!("{k}:\n  - {v}\n  - x\n"),
+                    3 => format!("{k}: {{a: {v}, b: [{v}]}}\n"),
+                    4 => format!("{k}:\n  n: \"{v}\"\n"),
+                    _ => format!("{k}: |\n  {v}\n"),
+                };
+                text.push_str(&line);
+            }
+            let fast = fast::parse(&text, 0);
+            if let Some(n) = fast {
+                proptest::prop_assert_eq!(Ok(n), parse_serde(&text, 0), "{}", text);
+            }
+        }
     }
 
     #[test]

@@ -2,15 +2,252 @@
 
 use crate::cli::{DeployArgs, RollbackArgs, StackArgs};
 use crate::exit;
+use crate::progress::Progress;
+use berth_engine::{DeployError, DeployOptions, DeployReport, Engine, EngineError, Target};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
 
-pub fn deploy(_stack: &StackArgs, _args: &DeployArgs) -> u8 {
-    super::fail(exit::FAILED, "`berth deploy` is not implemented yet", None)
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| super::fail(exit::FAILED, e, None))
 }
 
-pub fn rollback(_stack: &StackArgs, _args: &RollbackArgs) -> u8 {
-    super::fail(exit::FAILED, "`berth rollback` is not implemented yet", None)
+fn engine_code(e: &EngineError) -> u8 {
+    match e {
+        EngineError::Unreachable { .. } | EngineError::NotManager { .. } => exit::ENGINE,
+        _ => exit::FAILED,
+    }
 }
 
-pub fn releases(_stack: &StackArgs, _json: bool) -> u8 {
-    super::fail(exit::FAILED, "`berth releases` is not implemented yet", None)
+async fn connect(target: &Target) -> Result<Engine, u8> {
+    Engine::connect(target).await.map_err(|e| {
+        let hint = e.hint();
+        super::fail(exit::ENGINE, e, hint)
+    })
+}
+
+/// Prints a failed deploy/rollback: the error, its hint, and the failing task's last log lines.
+fn report_error(e: &DeployError) -> u8 {
+    let code = match e {
+        DeployError::Engine(e) => engine_code(e),
+        _ => exit::FAILED,
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {e}");
+    if let DeployError::Failed { failure, .. } = e
+        && let Some(te) = &failure.task_error
+    {
+        let _ = writeln!(err, "  task error: {te}");
+    }
+    let logs = e.log_lines();
+    if !logs.is_empty() {
+        let _ = writeln!(err, "  last log lines:");
+        for l in logs {
+            let _ = writeln!(err, "    {l}");
+        }
+    }
+    if let Some(h) = e.hint() {
+        let _ = writeln!(err, "  hint: {h}");
+    }
+    code
+}
+
+fn print_notes(report: &DeployReport) {
+    let mut err = std::io::stderr().lock();
+    for n in &report.notes {
+        let _ = writeln!(err, "{n}");
+    }
+    for r in &report.removed {
+        let _ = writeln!(err, "removed {r}");
+    }
+}
+
+pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
+    let loaded = match super::load(stack) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    super::print_diagnostics(&loaded.warnings, &loaded.sources);
+    let name = super::stack_name(stack, &loaded);
+    let target = match super::target(stack, &loaded) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let building: Vec<&String> =
+        loaded.stack.services.iter().filter(|(_, s)| !s.build.context.is_empty()).map(|(n, _)| n).collect();
+    if !building.is_empty() {
+        let names: Vec<&str> = building.iter().map(|s| s.as_str()).collect();
+        return super::fail(
+            exit::FAILED,
+            format!("build: not supported yet (services with `build:`: {})", names.join(", ")),
+            Some("build and tag the image yourself and set `image:` in the file".into()),
+        );
+    }
+    let read = |p: &Path| std::fs::read(p);
+    let desired = match berth_plan::convert::desired(
+        &loaded.stack,
+        &name,
+        &berth_plan::convert::ConvertOptions { content_addressed: true },
+        &read,
+    ) {
+        Ok(d) => d,
+        Err(diags) => {
+            let diags = berth_plan::convert::locate(diags, &loaded.documents);
+            super::print_diagnostics(&diags, &loaded.sources);
+            return exit::INVALID;
+        }
+    };
+    let release_commands: BTreeMap<String, Vec<Vec<String>>> = loaded
+        .stack
+        .services
+        .iter()
+        .filter_map(|(svc, s)| {
+            let xb = berth_spec::xberth::ServiceBerth::from_json(s.extras.get("x-berth")?);
+            (!xb.release.is_empty()).then(|| (format!("{name}_{svc}"), xb.release))
+        })
+        .collect();
+    let opts = DeployOptions {
+        adopt: args.adopt,
+        timeout: Duration::from_secs(args.timeout),
+        auto_rollback: !args.no_rollback,
+        local: target == Target::Local,
+        files: stack.files.iter().map(|f| f.display().to_string()).collect(),
+        release_commands,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let live = std::io::stderr().is_terminal() && !args.plain;
+    let mut progress = Progress::new(&name, live);
+    rt.block_on(async {
+        let engine = match connect(&target).await {
+            Ok(e) => e,
+            Err(code) => return code,
+        };
+        let result = engine.deploy(desired, opts, &mut |e| progress.event(e)).await;
+        progress.finish();
+        match result {
+            Ok(r) if r.up_to_date => {
+                print_notes(&r);
+                let release = r.release.map(|n| format!(", release {n}")).unwrap_or_default();
+                let _ = writeln!(std::io::stderr(), "stack {name} is up to date ({} services{release})", r.services);
+                exit::OK
+            }
+            Ok(r) => {
+                print_notes(&r);
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "release {} is live ({} services, {:.1} s)",
+                    r.release.unwrap_or_default(),
+                    r.services,
+                    r.elapsed.as_secs_f64()
+                );
+                exit::OK
+            }
+            Err(e) => report_error(&e),
+        }
+    })
+}
+
+/// The stack name without needing the files when `--stack` is given.
+fn name_only(stack: &StackArgs) -> Result<(String, Target), u8> {
+    if let Some(n) = &stack.name
+        && stack.files.is_empty()
+        && stack.target.is_none()
+    {
+        return Ok((n.clone(), Target::Local));
+    }
+    let loaded = super::load(stack)?;
+    let target = super::target(stack, &loaded)?;
+    Ok((super::stack_name(stack, &loaded), target))
+}
+
+pub fn rollback(stack: &StackArgs, args: &RollbackArgs) -> u8 {
+    let (name, target) = match name_only(stack) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let mut progress = Progress::new(&name, std::io::stderr().is_terminal());
+    rt.block_on(async {
+        let engine = match connect(&target).await {
+            Ok(e) => e,
+            Err(code) => return code,
+        };
+        let result =
+            engine.rollback(&name, args.release, Duration::from_secs(args.timeout), &mut |e| progress.event(e)).await;
+        progress.finish();
+        match result {
+            Ok(r) => {
+                print_notes(&r);
+                let n = r.release.unwrap_or_default();
+                let msg = if r.up_to_date {
+                    format!("stack {name} is already at release {n}")
+                } else {
+                    format!("rolled back to release {n} ({} services, {:.1} s)", r.services, r.elapsed.as_secs_f64())
+                };
+                let _ = writeln!(std::io::stderr(), "{msg}");
+                exit::OK
+            }
+            Err(e) => report_error(&e),
+        }
+    })
+}
+
+pub fn releases(stack: &StackArgs, json: bool) -> u8 {
+    let (name, target) = match name_only(stack) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let engine = match connect(&target).await {
+            Ok(e) => e,
+            Err(code) => return code,
+        };
+        let list = match engine.list_releases(&name).await {
+            Ok(l) => l,
+            Err(e) => {
+                let hint = e.hint();
+                return super::fail(engine_code(&e), e, hint);
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        if json {
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+            return exit::OK;
+        }
+        if list.is_empty() {
+            let _ = writeln!(std::io::stderr(), "stack {name} has no releases yet (`berth deploy` makes the first)");
+            return exit::OK;
+        }
+        let _ = writeln!(out, "  {:<8} {:<21} {:<8} IMAGES", "RELEASE", "CREATED", "STATUS");
+        for r in &list {
+            let status = match r.status {
+                Some(s) => s.as_str(),
+                None => "-",
+            };
+            let mut images: Vec<&str> = r.images.values().map(String::as_str).collect();
+            images.sort_unstable();
+            images.dedup();
+            let _ = writeln!(
+                out,
+                "{} {:<8} {:<21} {:<8} {}",
+                if r.current { "*" } else { " " },
+                r.number,
+                r.created,
+                status,
+                images.join(", ")
+            );
+        }
+        exit::OK
+    })
 }

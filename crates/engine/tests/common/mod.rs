@@ -1,5 +1,6 @@
 //! Helpers for the parity test: cases, running both sides, normalising, diffing, cleaning up.
 
+pub mod images;
 use berth_plan::convert::{ConvertOptions, desired, resolve_references};
 use berth_spec::load::{LoadOptions, load};
 use bollard::Docker;

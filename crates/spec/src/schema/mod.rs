@@ -124,13 +124,13 @@ pub fn swarm_checks(doc: &Node) -> Vec<Diagnostic> {
     for (name, service) in services {
         let Some(map) = service.as_map() else { continue };
         for (key, value) in map {
-            let path = format!("services.{name}.{key}");
+            let path = || format!("services.{name}.{key}");
             if let Some(text) = hints::forbidden(key) {
                 out.push(
                     Diagnostic::error(
                         "swarm.forbidden",
                         Some(value.anchor()),
-                        path,
+                        path(),
                         format!("`{key}` is not allowed in a stack file"),
                     )
                     .with_hint(text),
@@ -140,7 +140,7 @@ pub fn swarm_checks(doc: &Node) -> Vec<Diagnostic> {
                     Diagnostic::warning(
                         "swarm.build-without-image",
                         Some(value.anchor()),
-                        path,
+                        path(),
                         format!("service `{name}` has `build` but no `image`: Swarm nodes can only pull images from a registry"),
                     )
                     .with_hint("add `image: registry.example.com/name:tag`, then build and push that image before deploying"),
@@ -150,7 +150,7 @@ pub fn swarm_checks(doc: &Node) -> Vec<Diagnostic> {
                     Diagnostic::warning(
                         "swarm.ignored",
                         Some(value.anchor()),
-                        path,
+                        path(),
                         format!("`{key}` is ignored by Swarm"),
                     )
                     .with_hint(hint),

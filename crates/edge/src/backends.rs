@@ -1,0 +1,241 @@
+//! The tasks behind one service: discovery, health gating, draining and pooled upstream connections.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::ReqBody;
+use crate::config::BackendConfig;
+use crate::resolver::Resolver;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_IDLE_PER_BACKEND: usize = 256;
+
+/// One task (address) of a service.
+#[derive(Debug)]
+pub struct Backend {
+    /// The task's address.
+    pub addr: SocketAddr,
+    healthy: AtomicBool,
+    draining: AtomicBool,
+    inflight: AtomicUsize,
+    idle: Mutex<Vec<SendRequest<ReqBody>>>,
+}
+
+/// Counts a request as in flight on a backend until dropped (held by the response body).
+#[derive(Debug)]
+pub struct InflightGuard(Arc<Backend>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Backend {
+    fn new(addr: SocketAddr) -> Backend {
+        Backend {
+            addr,
+            healthy: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            inflight: AtomicUsize::new(0),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether the last health check passed.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Requests currently in flight on this backend.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Acquire)
+    }
+
+    /// Takes the backend out of rotation until the next passing health check (after a connect error).
+    pub fn mark_unhealthy(&self) {
+        self.healthy.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn start_request(self: &Arc<Self>) -> InflightGuard {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        InflightGuard(self.clone())
+    }
+
+    /// An idle pooled connection, or a new one. `bool` tells whether it was reused.
+    pub(crate) async fn checkout(&self) -> std::io::Result<(SendRequest<ReqBody>, bool)> {
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            while let Some(s) = idle.pop() {
+                if s.is_ready() {
+                    return Ok((s, true));
+                }
+            }
+        }
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))??;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok((sender, false))
+    }
+
+    /// Returns a connection to the pool once its current response is finished.
+    pub(crate) fn checkin(self: &Arc<Self>, mut sender: SendRequest<ReqBody>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() && !me.draining.load(Ordering::Acquire) {
+                let mut idle = me.idle.lock().unwrap_or_else(|e| e.into_inner());
+                if idle.len() < MAX_IDLE_PER_BACKEND {
+                    idle.push(sender);
+                }
+            }
+        });
+    }
+
+    fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// All tasks of one service as currently known, kept up to date by a background loop.
+#[derive(Debug)]
+pub struct BackendSet {
+    /// The service, port and health path.
+    pub key: BackendConfig,
+    members: ArcSwap<Vec<Arc<Backend>>>,
+    rr: AtomicUsize,
+}
+
+impl BackendSet {
+    /// Creates the set and starts its discovery/health loop (which stops once the set is dropped).
+    pub fn start(key: BackendConfig, resolver: Arc<dyn Resolver>, interval: Duration) -> Arc<BackendSet> {
+        let set = Arc::new(BackendSet { key, members: ArcSwap::from_pointee(Vec::new()), rr: AtomicUsize::new(0) });
+        let weak = Arc::downgrade(&set);
+        tokio::spawn(discovery_loop(weak, resolver, interval));
+        set
+    }
+
+    /// Current members (healthy or not; drained ones are gone).
+    pub fn members(&self) -> Arc<Vec<Arc<Backend>>> {
+        self.members.load_full()
+    }
+
+    /// Picks a healthy member round-robin, skipping addresses in `exclude`.
+    pub fn pick(&self, exclude: &[SocketAddr]) -> Option<Arc<Backend>> {
+        let members = self.members.load();
+        let n = members.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.rr.fetch_add(1, Ordering::Relaxed);
+        (0..n).map(|i| &members[(start + i) % n]).find(|b| b.is_healthy() && !exclude.contains(&b.addr)).cloned()
+    }
+
+    async fn refresh(&self, resolver: &dyn Resolver) {
+        if let Ok(addrs) = resolver.resolve(&self.key.service, self.key.port).await {
+            let old = self.members.load_full();
+            if old.iter().map(|b| b.addr).ne(addrs.iter().copied()) {
+                let mut next = Vec::with_capacity(addrs.len());
+                for a in &addrs {
+                    match old.iter().find(|b| b.addr == *a) {
+                        Some(b) => next.push(b.clone()),
+                        None => next.push(Arc::new(Backend::new(*a))),
+                    }
+                }
+                for b in old.iter().filter(|b| !addrs.contains(&b.addr)) {
+                    // Gone from discovery: no new requests; in-flight ones hold their own Arc and finish.
+                    b.drain();
+                }
+                self.members.store(Arc::new(next));
+            }
+        }
+        let members = self.members.load_full();
+        let checks = members.iter().map(|b| {
+            let path = self.key.health.clone();
+            let host = self.key.service.clone();
+            async move {
+                let ok =
+                    tokio::time::timeout(HEALTH_TIMEOUT, check(b.addr, path.as_deref(), &host)).await.unwrap_or(false);
+                b.healthy.store(ok, Ordering::Release);
+            }
+        });
+        futures_util::future::join_all(checks).await;
+    }
+}
+
+async fn check(addr: SocketAddr, path: Option<&str>, host: &str) -> bool {
+    let Ok(stream) = TcpStream::connect(addr).await else { return false };
+    let Some(path) = path else { return true };
+    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
+        return false;
+    };
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header(http::header::HOST, host)
+        .header(http::header::USER_AGENT, "berth-edge-health")
+        .header(http::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new());
+    let Ok(req) = req else { return false };
+    match sender.send_request(req).await {
+        Ok(resp) => {
+            let ok = resp.status().is_success() || resp.status().is_redirection();
+            let _ = resp.into_body().collect().await;
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
+async fn discovery_loop(set: Weak<BackendSet>, resolver: Arc<dyn Resolver>, interval: Duration) {
+    loop {
+        {
+            let Some(set) = set.upgrade() else { return };
+            set.refresh(resolver.as_ref()).await;
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Backend sets shared across config reloads, keyed by (service, port, health).
+#[derive(Debug, Default)]
+pub struct Registry {
+    sets: Mutex<HashMap<BackendConfig, Weak<BackendSet>>>,
+}
+
+impl Registry {
+    /// The live set for `key`, or a newly started one.
+    pub fn get(&self, key: &BackendConfig, resolver: &Arc<dyn Resolver>, interval: Duration) -> Arc<BackendSet> {
+        let mut sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        sets.retain(|_, w| w.strong_count() > 0);
+        if let Some(s) = sets.get(key).and_then(Weak::upgrade) {
+            return s;
+        }
+        let s = BackendSet::start(key.clone(), resolver.clone(), interval);
+        sets.insert(key.clone(), Arc::downgrade(&s));
+        s
+    }
+
+    /// Every live set (for metrics).
+    pub fn all(&self) -> Vec<Arc<BackendSet>> {
+        self.sets.lock().unwrap_or_else(|e| e.into_inner()).values().filter_map(Weak::upgrade).collect()
+    }
+}

@@ -1,0 +1,376 @@
+//! The edge's JSON configuration file (documented in `docs/edge.md`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Default request body limit per route: 10 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+/// Default upstream timeout per route: 60 s.
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+
+/// The whole edge configuration, as berth writes it from `x-berth`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Host names the edge answers for (besides hosts named by routes); any other Host/SNI gets 421.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// How HTTPS certificates are obtained.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Address the listeners bind to (default `0.0.0.0`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Plain HTTP port (default 80; 0 picks a free port; `null` disables the listener).
+    #[serde(default = "default_http_port")]
+    pub http_port: Option<u16>,
+    /// HTTPS port (default 443; 0 picks a free port; `null` disables; ignored when `tls.mode` is `off`).
+    #[serde(default = "default_https_port")]
+    pub https_port: Option<u16>,
+    /// Admin listener for `/healthz` and `/metrics` (default `127.0.0.1:9180`; `null` disables).
+    #[serde(default = "default_admin")]
+    pub admin_addr: Option<String>,
+    /// Proxy routes: host + path prefix → service.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Static file mounts: host + path prefix → directory.
+    #[serde(default)]
+    pub statics: Vec<StaticConfig>,
+    /// Send `Strict-Transport-Security` on HTTPS responses (default true).
+    #[serde(default = "yes")]
+    pub hsts: bool,
+    /// Write one JSON line per request to stdout (default true).
+    #[serde(default = "yes")]
+    pub access_log: bool,
+    /// Connection limits and timeouts.
+    #[serde(default)]
+    pub limits: Limits,
+    /// How often backends are re-resolved and health-checked, in ms (default 1000).
+    #[serde(default = "default_discovery")]
+    pub discovery_interval_ms: u64,
+}
+
+/// Certificate source for the HTTPS listener.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `off`, `files`, `local-ca` or `acme` (not implemented yet).
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// PEM certificate chains and keys (mode `files`); each is used for the configured domains it is valid for.
+    #[serde(default)]
+    pub certs: Vec<CertFiles>,
+    /// Directory holding `ca.pem`/`ca.key` of the local CA (mode `local-ca`); created when missing.
+    /// Without it the CA lives in memory only.
+    #[serde(default)]
+    pub ca_dir: Option<PathBuf>,
+    /// Redirect plain HTTP to HTTPS (default true when TLS is on).
+    #[serde(default = "yes")]
+    pub redirect: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig { mode: TlsMode::Off, certs: Vec::new(), ca_dir: None, redirect: true }
+    }
+}
+
+/// Where HTTPS certificates come from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// No HTTPS listener; plain HTTP serves the routes.
+    #[default]
+    Off,
+    /// Certificates and keys read from PEM files.
+    Files,
+    /// Certificates issued on the fly by a local CA (development, `*.localhost`).
+    LocalCa,
+    /// Certificates from an ACME server (planned; rejected for now).
+    Acme,
+}
+
+/// One certificate chain and its private key, both PEM files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CertFiles {
+    /// PEM file with the leaf certificate first, then intermediates.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// A proxy route.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Host this route is limited to; `null` means every configured domain.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix, matched on segment boundaries (`/api` matches `/api` and `/api/x`, not `/apix`).
+    pub path: String,
+    /// Remove the prefix before forwarding (default false).
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// The service whose tasks serve this route.
+    pub backend: BackendConfig,
+    /// Request body limit in bytes (default 10 MiB); larger bodies get 413.
+    #[serde(default = "default_max_body")]
+    pub max_body: u64,
+    /// Time to wait for the backend's response head, in ms (default 60000); then 504.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+/// The backend service of a route.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Swarm service name; its tasks are found as `tasks.<service>`.
+    pub service: String,
+    /// Container port.
+    pub port: u16,
+    /// HTTP health-check path; without it a TCP connect is the check.
+    #[serde(default)]
+    pub health: Option<String>,
+}
+
+/// A static file mount.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// Host this mount is limited to; `null` means every configured domain.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// URL path prefix.
+    pub path: String,
+    /// Directory served (relative paths are taken from the config file's directory).
+    pub root: PathBuf,
+    /// Answer unknown paths with `index.html` (single-page apps).
+    #[serde(default)]
+    pub spa: bool,
+}
+
+/// Connection-level limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request head (request line + headers) in bytes; larger gets 431 (min 8192).
+    pub max_header_bytes: usize,
+    /// Most header fields in one request; more gets 431.
+    pub max_headers: usize,
+    /// Time a client has to send a complete request head, also the keep-alive idle timeout, in ms.
+    pub header_timeout_ms: u64,
+    /// Time a client has to finish the TLS handshake, in ms.
+    pub tls_handshake_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            header_timeout_ms: 10_000,
+            tls_handshake_timeout_ms: 10_000,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_listen() -> String {
+    "0.0.0.0".into()
+}
+fn default_http_port() -> Option<u16> {
+    Some(80)
+}
+fn default_https_port() -> Option<u16> {
+    Some(443)
+}
+fn default_admin() -> Option<String> {
+    Some("127.0.0.1:9180".into())
+}
+fn default_max_body() -> u64 {
+    DEFAULT_MAX_BODY
+}
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+fn default_discovery() -> u64 {
+    1000
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The JSON did not parse or did not match the schema.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// serde's message.
+        message: String,
+    },
+    /// A value is out of range or inconsistent; `key` is the dotted path (`routes.2.path`).
+    #[error("{key}: {message}")]
+    Invalid {
+        /// Dotted key path of the bad value.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl EdgeConfig {
+    /// Parses and validates a config from JSON text; `path` is used in messages and to resolve relative roots.
+    pub fn from_json(text: &str, path: &Path) -> Result<EdgeConfig, ConfigError> {
+        let mut cfg: EdgeConfig = serde_json::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        if let Some(dir) = path.parent() {
+            for s in &mut cfg.statics {
+                if s.root.is_relative() {
+                    s.root = dir.join(&s.root);
+                }
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<EdgeConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        EdgeConfig::from_json(&text, path)
+    }
+
+    /// Checks ranges and consistency; host names are lower-cased.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        let bad = |key: String, message: &str| ConfigError::Invalid { key, message: message.to_owned() };
+        for (i, d) in self.domains.iter_mut().enumerate() {
+            *d = d.to_ascii_lowercase();
+            if !valid_host(d) {
+                return Err(bad(format!("domains.{i}"), "not a host name"));
+            }
+        }
+        for (i, r) in self.routes.iter_mut().enumerate() {
+            check_prefix(&r.path).map_err(|m| bad(format!("routes.{i}.path"), m))?;
+            if let Some(h) = &mut r.host {
+                *h = h.to_ascii_lowercase();
+                if !valid_host(h) {
+                    return Err(bad(format!("routes.{i}.host"), "not a host name"));
+                }
+            }
+            if r.backend.service.is_empty() {
+                return Err(bad(format!("routes.{i}.backend.service"), "empty service name"));
+            }
+            if r.backend.port == 0 {
+                return Err(bad(format!("routes.{i}.backend.port"), "port must be 1-65535"));
+            }
+            if let Some(h) = &r.backend.health
+                && !h.starts_with('/')
+            {
+                return Err(bad(format!("routes.{i}.backend.health"), "health path must start with `/`"));
+            }
+            if r.timeout_ms == 0 {
+                return Err(bad(format!("routes.{i}.timeout_ms"), "timeout must be > 0"));
+            }
+        }
+        for (i, s) in self.statics.iter_mut().enumerate() {
+            check_prefix(&s.path).map_err(|m| bad(format!("statics.{i}.path"), m))?;
+            if let Some(h) = &mut s.host {
+                *h = h.to_ascii_lowercase();
+                if !valid_host(h) {
+                    return Err(bad(format!("statics.{i}.host"), "not a host name"));
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, (host, path)) in self
+            .routes
+            .iter()
+            .map(|r| (&r.host, &r.path))
+            .chain(self.statics.iter().map(|s| (&s.host, &s.path)))
+            .enumerate()
+        {
+            let key = (host.clone(), path.trim_end_matches('/').to_owned());
+            if !seen.insert(key) {
+                let k = if i < self.routes.len() {
+                    format!("routes.{i}.path")
+                } else {
+                    format!("statics.{}.path", i - self.routes.len())
+                };
+                return Err(bad(k, "the same host and path prefix is routed twice"));
+            }
+        }
+        if self.limits.max_header_bytes < 8192 {
+            return Err(bad("limits.max_header_bytes".into(), "must be at least 8192"));
+        }
+        match self.tls.mode {
+            TlsMode::Files if self.tls.certs.is_empty() => {
+                return Err(bad("tls.certs".into(), "mode `files` needs at least one {cert, key}"));
+            }
+            TlsMode::Acme => return Err(bad("tls.mode".into(), "`acme` is not implemented yet")),
+            _ => {}
+        }
+        if let Some(a) = &self.admin_addr
+            && a.parse::<SocketAddr>().is_err()
+        {
+            return Err(bad("admin_addr".into(), "expected ip:port, e.g. 127.0.0.1:9180"));
+        }
+        if self.discovery_interval_ms == 0 {
+            return Err(bad("discovery_interval_ms".into(), "must be > 0"));
+        }
+        Ok(())
+    }
+
+    /// Every host name the edge answers for: `domains` plus hosts named by routes and statics.
+    pub fn known_hosts(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.domains.clone();
+        for h in
+            self.routes.iter().filter_map(|r| r.host.clone()).chain(self.statics.iter().filter_map(|s| s.host.clone()))
+        {
+            if !v.contains(&h) {
+                v.push(h);
+            }
+        }
+        v
+    }
+}
+
+fn check_prefix(p: &str) -> Result<(), &'static str> {
+    if !p.starts_with('/') {
+        return Err("path prefix must start with `/`");
+    }
+    if p.split('/').any(|s| s == ".." || s == ".") || p.contains(['?', '#', '%', '\\']) {
+        return Err("path prefix must be a plain path (no `..`, `?`, `#`, `%`)");
+    }
+    Ok(())
+}
+
+fn valid_host(h: &str) -> bool {
+    let h = h.strip_prefix("*.").unwrap_or(h);
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}

@@ -1,0 +1,610 @@
+//! berth's edge proxy: TLS termination (PEM files or a local CA, SNI), host + path-prefix routing to Swarm
+//! services (found through `tasks.<service>` DNS, health-gated, drained, retried), static files, HTTP/1.1 + HTTP/2,
+//! WebSockets, limits, a JSON access log, and `/healthz` + `/metrics` on an admin port.
+//!
+//! Entry points: [`serve`] (what `berth edge serve CONFIG` calls) and [`start`] (tests, embedding).
+
+pub mod backends;
+pub mod config;
+pub mod metrics;
+pub mod proxy;
+pub mod resolver;
+pub mod statics;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::backends::Registry;
+pub use crate::config::EdgeConfig;
+use crate::config::TlsMode;
+use crate::metrics::{AccessLog, Metrics, StdoutLog};
+use crate::proxy::{ClientInfo, ProxyRoute};
+use crate::resolver::{DnsResolver, Resolver};
+use crate::statics::StaticMount;
+use crate::tls::{CertStore, SniResolver};
+
+/// Boxed error used by bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Body of requests sent upstream.
+pub type ReqBody = UnsyncBoxBody<Bytes, BoxError>;
+/// Body of responses sent to clients.
+pub type RespBody = UnsyncBoxBody<Bytes, BoxError>;
+
+pub(crate) fn empty() -> RespBody {
+    Empty::<Bytes>::new().map_err(|e| match e {}).boxed_unsync()
+}
+pub(crate) fn full(b: Bytes) -> RespBody {
+    Full::new(b).map_err(|e| match e {}).boxed_unsync()
+}
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<RespBody> {
+    let mut r = Response::new(full(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// Why the edge could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Certificates could not be loaded or made.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A reload changed something only a restart applies (listeners, limits, TLS mode).
+    #[error("`{0}` changed: restart the edge to apply it (routes were not changed)")]
+    NeedsRestart(&'static str),
+}
+
+/// Pluggable parts of the edge.
+#[derive(Clone)]
+pub struct EdgeOptions {
+    /// Backend discovery ([`DnsResolver`] in Swarm, `StaticResolver` in tests).
+    pub resolver: Arc<dyn Resolver>,
+    /// Access-log sink ([`StdoutLog`] by default); used when the config's `access_log` is true.
+    pub access_log: Arc<dyn AccessLog>,
+}
+
+impl Default for EdgeOptions {
+    fn default() -> Self {
+        EdgeOptions { resolver: Arc::new(DnsResolver), access_log: Arc::new(StdoutLog) }
+    }
+}
+
+enum Target {
+    Proxy(ProxyRoute),
+    Static(StaticMount),
+}
+
+struct Entry {
+    host: Option<String>,
+    prefix: String,
+    target: Target,
+}
+
+/// The routing table; swapped atomically on reload.
+struct Table {
+    hosts: Vec<String>,
+    entries: Vec<Entry>,
+    hsts: bool,
+    redirect: bool,
+    https_port: Option<u16>,
+    access_log: bool,
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    let p = prefix.trim_end_matches('/');
+    path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl Table {
+    fn build(cfg: &EdgeConfig, registry: &Registry, resolver: &Arc<dyn Resolver>, https_port: Option<u16>) -> Table {
+        let interval = Duration::from_millis(cfg.discovery_interval_ms);
+        let mut entries = Vec::new();
+        for r in &cfg.routes {
+            let prefix = r.path.trim_end_matches('/').to_owned();
+            let prefix = if prefix.is_empty() { "/".to_owned() } else { prefix };
+            entries.push(Entry {
+                host: r.host.clone(),
+                prefix: prefix.clone(),
+                target: Target::Proxy(ProxyRoute {
+                    prefix,
+                    strip_prefix: r.strip_prefix,
+                    backends: registry.get(&r.backend, resolver, interval),
+                    max_body: r.max_body,
+                    timeout: Duration::from_millis(r.timeout_ms),
+                }),
+            });
+        }
+        for s in &cfg.statics {
+            let prefix = s.path.trim_end_matches('/').to_owned();
+            let prefix = if prefix.is_empty() { "/".to_owned() } else { prefix };
+            entries.push(Entry {
+                host: s.host.clone(),
+                prefix,
+                target: Target::Static(StaticMount { root: s.root.clone(), spa: s.spa }),
+            });
+        }
+        // Entries naming the request's host are tried before host-less ones; within each group the longest
+        // prefix wins.
+        entries.sort_by(|a, b| b.host.is_some().cmp(&a.host.is_some()).then(b.prefix.len().cmp(&a.prefix.len())));
+        Table {
+            hosts: cfg.known_hosts(),
+            entries,
+            hsts: cfg.hsts,
+            redirect: cfg.tls.mode != TlsMode::Off && cfg.tls.redirect,
+            https_port: if cfg.tls.mode != TlsMode::Off { https_port } else { None },
+            access_log: cfg.access_log,
+        }
+    }
+
+    fn known(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| match h.strip_prefix("*.") {
+            Some(base) => host.split_once('.').is_some_and(|(_, p)| p == base),
+            None => h == host,
+        })
+    }
+
+    fn lookup(&self, host: &str, path: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.host.as_deref().is_none_or(|h| h == host) && prefix_matches(&e.prefix, path))
+    }
+}
+
+struct Shared {
+    table: ArcSwap<Table>,
+    config: Mutex<EdgeConfig>,
+    registry: Registry,
+    metrics: Metrics,
+    sni: Arc<SniResolver>,
+    store: Mutex<Option<Arc<dyn CertStore>>>,
+    local_ca_pem: Mutex<Option<String>>,
+    opts: EdgeOptions,
+    https_port: Option<u16>,
+    ids: AtomicU64,
+    id_seed: u64,
+}
+
+/// A running edge: its bound addresses, and control over it.
+pub struct EdgeHandle {
+    /// Bound plain-HTTP address, if enabled.
+    pub http_addr: Option<SocketAddr>,
+    /// Bound HTTPS address, if TLS is on.
+    pub https_addr: Option<SocketAddr>,
+    /// Bound admin address, if enabled.
+    pub admin_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl EdgeHandle {
+    /// Applies a new configuration: routes, statics, domains, certificates, HSTS and logging are swapped
+    /// atomically (open connections keep working); listener ports, limits and the TLS mode need a restart.
+    pub fn reload(&self, mut cfg: EdgeConfig) -> Result<(), EdgeError> {
+        cfg.validate()?;
+        let mut cur = self.shared.config.lock().unwrap_or_else(|e| e.into_inner());
+        if cfg.listen != cur.listen || cfg.http_port != cur.http_port || cfg.https_port != cur.https_port {
+            return Err(EdgeError::NeedsRestart("listen/http_port/https_port"));
+        }
+        if cfg.admin_addr != cur.admin_addr {
+            return Err(EdgeError::NeedsRestart("admin_addr"));
+        }
+        if cfg.limits != cur.limits {
+            return Err(EdgeError::NeedsRestart("limits"));
+        }
+        if cfg.tls.mode != cur.tls.mode {
+            return Err(EdgeError::NeedsRestart("tls.mode"));
+        }
+        if cfg.tls != cur.tls || cfg.known_hosts() != cur.known_hosts() {
+            let store = tls::store_from_config(&cfg.tls, &cfg.known_hosts())?;
+            self.shared.sni.swap(store.clone());
+            *self.shared.store.lock().unwrap_or_else(|e| e.into_inner()) = store;
+        }
+        let table = Table::build(&cfg, &self.shared.registry, &self.shared.opts.resolver, self.shared.https_port);
+        self.shared.table.store(Arc::new(table));
+        *cur = cfg;
+        Ok(())
+    }
+
+    /// The local CA's certificate (PEM) when `tls.mode` is `local-ca`: what clients must trust.
+    pub fn local_ca_pem(&self) -> Option<String> {
+        self.shared.local_ca_pem.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The `/metrics` text (same as the admin endpoint).
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.render(&self.shared.registry)
+    }
+
+    /// Stops accepting connections (open ones are dropped with the runtime or finish on their own).
+    pub fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn bind(addr: String) -> Result<TcpListener, EdgeError> {
+    TcpListener::bind(&addr).await.map_err(|source| EdgeError::Bind { addr, source })
+}
+
+fn host_port(listen: &str, port: u16) -> String {
+    if listen.contains(':') { format!("[{listen}]:{port}") } else { format!("{listen}:{port}") }
+}
+
+/// Starts the edge with a validated config: binds the listeners and spawns their accept loops on the current
+/// tokio runtime.
+pub async fn start(mut cfg: EdgeConfig, opts: EdgeOptions) -> Result<EdgeHandle, EdgeError> {
+    cfg.validate()?;
+    let tls_on = cfg.tls.mode != TlsMode::Off;
+    let http_l = match cfg.http_port {
+        Some(p) => Some(bind(host_port(&cfg.listen, p)).await?),
+        None => None,
+    };
+    let https_l = match cfg.https_port {
+        Some(p) if tls_on => Some(bind(host_port(&cfg.listen, p)).await?),
+        _ => None,
+    };
+    let admin_l = match &cfg.admin_addr {
+        Some(a) => Some(bind(a.clone()).await?),
+        None => None,
+    };
+    let http_addr = http_l.as_ref().and_then(|l| l.local_addr().ok());
+    let https_addr = https_l.as_ref().and_then(|l| l.local_addr().ok());
+    let admin_addr = admin_l.as_ref().and_then(|l| l.local_addr().ok());
+
+    let hosts = cfg.known_hosts();
+    let (store, ca_pem): (Option<Arc<dyn CertStore>>, Option<String>) = match cfg.tls.mode {
+        TlsMode::LocalCa => {
+            let ca = tls::LocalCa::open(cfg.tls.ca_dir.as_deref(), &hosts)?;
+            let pem = ca.ca_pem().to_owned();
+            (Some(Arc::new(ca)), Some(pem))
+        }
+        _ => (tls::store_from_config(&cfg.tls, &hosts)?, None),
+    };
+    let sni = Arc::new(SniResolver::new(store.clone()));
+    let acceptor =
+        if tls_on { Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(sni.clone())?))) } else { None };
+    let registry = Registry::default();
+    let https_port = https_addr.map(|a| a.port());
+    let table = Table::build(&cfg, &registry, &opts.resolver, https_port);
+    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+        ^ (std::process::id() as u64) << 40;
+    let shared = Arc::new(Shared {
+        table: ArcSwap::from_pointee(table),
+        config: Mutex::new(cfg.clone()),
+        registry,
+        metrics: Metrics::default(),
+        sni,
+        store: Mutex::new(store),
+        local_ca_pem: Mutex::new(ca_pem),
+        opts,
+        https_port,
+        ids: AtomicU64::new(0),
+        id_seed: seed,
+    });
+    let limits = Arc::new(cfg.limits.clone());
+    let mut tasks = Vec::new();
+    if let Some(l) = http_l {
+        tasks.push(tokio::spawn(accept_loop(l, shared.clone(), None, limits.clone())));
+    }
+    if let (Some(l), Some(acc)) = (https_l, acceptor) {
+        tasks.push(tokio::spawn(accept_loop(l, shared.clone(), Some(acc), limits.clone())));
+    }
+    if let Some(l) = admin_l {
+        tasks.push(tokio::spawn(admin_loop(l, shared.clone())));
+    }
+    Ok(EdgeHandle { http_addr, https_addr, admin_addr, shared, tasks })
+}
+
+/// Runs the edge from a config file until SIGINT/SIGTERM, re-reading the file when it changes (polled every
+/// second; a bad new config is reported on the access log as `{"event":"reload_failed",...}` and the old one
+/// stays). This is what `berth edge serve CONFIG` calls inside a tokio runtime.
+pub async fn serve(config_path: &Path, opts: EdgeOptions) -> Result<(), EdgeError> {
+    let cfg = EdgeConfig::load(config_path)?;
+    let log = opts.access_log.clone();
+    let handle = start(cfg, opts).await?;
+    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+    let mut last = stamp(config_path);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let stop = async {
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {
+                let now = stamp(config_path);
+                if now != last {
+                    last = now;
+                    let res = EdgeConfig::load(config_path).map_err(EdgeError::from).and_then(|c| handle.reload(c));
+                    let event = match res {
+                        Ok(()) => serde_json::json!({"event": "reloaded", "config": config_path}),
+                        Err(e) => serde_json::json!({"event": "reload_failed", "config": config_path, "error": e.to_string()}),
+                    };
+                    log.line(&event.to_string());
+                }
+            }
+        }
+    }
+    handle.shutdown();
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    limits: Arc<config::Limits>,
+) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let builder = Arc::new(builder);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(_) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        let hs_timeout = Duration::from_millis(limits.tls_handshake_timeout_ms);
+        tokio::spawn(async move {
+            shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+            serve_conn(stream, peer, &shared, acceptor, &builder, hs_timeout).await;
+            shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn serve_conn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    hs_timeout: Duration,
+) {
+    match acceptor {
+        None => {
+            let sh = shared.clone();
+            let svc = service_fn(move |req| {
+                let sh = sh.clone();
+                async move { Ok::<_, Infallible>(handle(req, sh, peer, None).await) }
+            });
+            let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+        }
+        Some(acc) => {
+            let tls = match tokio::time::timeout(hs_timeout, acc.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                _ => {
+                    shared.metrics.tls_handshake_errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let sni: Arc<str> = tls.get_ref().1.server_name().unwrap_or("").to_ascii_lowercase().into();
+            let sh = shared.clone();
+            let svc = service_fn(move |req| {
+                let sh = sh.clone();
+                let sni = sni.clone();
+                async move { Ok::<_, Infallible>(handle(req, sh, peer, Some(sni)).await) }
+            });
+            let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await;
+        }
+    }
+}
+
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let raw = match req.uri().authority() {
+        Some(a) => a.host().to_owned(),
+        None => {
+            let h = req.headers().get(header::HOST)?.to_str().ok()?;
+            let h = h.parse::<http::uri::Authority>().ok()?;
+            h.host().to_owned()
+        }
+    };
+    let h = raw.trim_end_matches('.').to_ascii_lowercase();
+    (!h.is_empty()).then_some(h)
+}
+
+fn request_id(shared: &Shared, req: &Request<Incoming>) -> HeaderValue {
+    if let Some(v) = req.headers().get("x-request-id")
+        && !v.is_empty()
+        && v.len() <= 128
+        && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    {
+        return v.clone();
+    }
+    let n = shared.ids.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{:016x}{:08x}", shared.id_seed, n);
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    sni: Option<Arc<str>>,
+) -> Response<RespBody> {
+    let start = Instant::now();
+    let table = shared.table.load_full();
+    let rid = request_id(&shared, &req);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let version = req.version();
+    let host = request_host(&req);
+    let tls = sni.is_some();
+    let mut resp = route(req, &shared, &table, peer, sni.as_deref(), host.as_deref(), &rid).await;
+    let h = resp.headers_mut();
+    h.insert("x-request-id", rid.clone());
+    if tls && table.hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    let status = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    shared.metrics.observe(status, elapsed);
+    if table.access_log {
+        let bytes = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let ts = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let line = serde_json::json!({
+            "ts_ms": ts,
+            "id": rid.to_str().unwrap_or(""),
+            "client": peer.ip().to_string(),
+            "tls": tls,
+            "version": format!("{version:?}"),
+            "method": method.as_str(),
+            "host": host,
+            "path": path,
+            "status": status,
+            "bytes": bytes,
+            "ms": elapsed.as_secs_f64() * 1000.0,
+        });
+        shared.opts.access_log.line(&line.to_string());
+    }
+    resp
+}
+
+async fn route(
+    req: Request<Incoming>,
+    shared: &Shared,
+    table: &Table,
+    peer: SocketAddr,
+    sni: Option<&str>,
+    host: Option<&str>,
+    rid: &HeaderValue,
+) -> Response<RespBody> {
+    if req.method() == Method::CONNECT {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
+    }
+    let Some(host) = host else { return plain(StatusCode::BAD_REQUEST, "missing Host\n") };
+    // Never a default backend: unknown hosts (also in absolute-form requests, i.e. proxy attempts) get 421.
+    if !table.known(host) {
+        return plain(StatusCode::MISDIRECTED_REQUEST, "unknown host\n");
+    }
+    if let Some(sni) = sni
+        && !sni.is_empty()
+        && sni != host
+    {
+        return plain(StatusCode::MISDIRECTED_REQUEST, "host does not match TLS server name\n");
+    }
+    if sni.is_none()
+        && table.redirect
+        && let Some(port) = table.https_port
+    {
+        let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let loc = if port == 443 { format!("https://{host}{pq}") } else { format!("https://{host}:{port}{pq}") };
+        let mut r = plain(StatusCode::PERMANENT_REDIRECT, "redirecting to https\n");
+        if let Ok(v) = HeaderValue::from_str(&loc) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        return r;
+    }
+    let path = req.uri().path().to_owned();
+    let Some(entry) = table.lookup(host, &path) else { return plain(StatusCode::NOT_FOUND, "no route\n") };
+    match &entry.target {
+        Target::Static(m) => {
+            let rest = if entry.prefix == "/" { &path[..] } else { &path[entry.prefix.len()..] };
+            statics::serve(req.method(), req.headers(), m, rest)
+        }
+        Target::Proxy(r) => {
+            let client = ClientInfo {
+                peer,
+                proto: if sni.is_some() { "https" } else { "http" },
+                host: host.to_owned(),
+                request_id: rid.clone(),
+            };
+            proxy::forward(req, r, &client, &shared.metrics).await
+        }
+    }
+}
+
+async fn admin_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let sh = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let sh = sh.clone();
+                async move {
+                    let resp = match req.uri().path() {
+                        "/healthz" => plain(StatusCode::OK, "ok\n"),
+                        "/metrics" => {
+                            let mut r = Response::new(full(Bytes::from(sh.metrics.render(&sh.registry))));
+                            r.headers_mut()
+                                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+                            r
+                        }
+                        _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}

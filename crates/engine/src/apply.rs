@@ -1,0 +1,332 @@
+//! Apply: carry out a [`Plan`]'s actions in order, idempotently, counting write calls.
+//!
+//! Every step can be repeated after a crash: a create of an object that already exists with the
+//! stack's labels counts as done; a remove of something already gone is fine; an update sends the
+//! observed version and, when Swarm answers "update out of sequence", re-reads the service and
+//! tries again.
+
+use crate::release::{LABEL_RELEASE, is_conflict, is_not_found, label};
+use crate::watch::Event;
+use crate::{Engine, EngineError};
+use berth_plan::convert::resolve_references;
+use berth_plan::desired::LABEL_OWNER;
+use berth_plan::{Action, Plan};
+use bollard::auth::DockerCredentials;
+use bollard::models::ServiceSpec;
+use bollard::query_parameters::{ListConfigsOptions, ListSecretsOptions, RemoveVolumeOptions, UpdateServiceOptions};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Options of one [`Engine::apply_with`] call.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Set `io.berth.release=<N>` on every service created or updated.
+    pub release: Option<u64>,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Write calls made to the engine (creates, updates, removes).
+    pub writes: u64,
+}
+
+/// Secret and config IDs by name.
+type IdMaps = (HashMap<String, String>, HashMap<String, String>);
+
+fn api(call: &'static str) -> impl FnOnce(bollard::errors::Error) -> EngineError {
+    move |source| EngineError::Api { call, source }
+}
+
+fn step(verb: &'static str, kind: &'static str, name: &str) -> Event {
+    Event::Step { verb, kind, name: name.to_string() }
+}
+
+impl Engine {
+    /// Carries out every action of `plan` in order (see the module doc). Returns the number of
+    /// write calls made. Same as [`Engine::apply_with`] with default options.
+    pub async fn apply(&self, plan: &Plan, on: &mut (dyn FnMut(Event) + Send)) -> Result<ApplyStats, EngineError> {
+        self.apply_with(plan, &ApplyOptions::default(), on).await
+    }
+
+    /// [`Engine::apply`] with options (the release label to set on services).
+    pub async fn apply_with(
+        &self,
+        plan: &Plan,
+        opts: &ApplyOptions,
+        on: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<ApplyStats, EngineError> {
+        let d = self.docker();
+        let stack = plan.stack.as_str();
+        let mut stats = ApplyStats::default();
+        let mut ids: Option<IdMaps> = None;
+        for action in &plan.actions {
+            match action {
+                Action::CreateNetwork { name, spec } => {
+                    on(step("create", "network", name));
+                    stats.writes += 1;
+                    match d.create_network(spec.clone()).await {
+                        Ok(_) => {}
+                        Err(e) if is_conflict(&e) => {}
+                        Err(e) => return Err(EngineError::Api { call: "create network", source: e }),
+                    }
+                }
+                Action::CreateVolume { name, spec } => {
+                    on(step("create", "volume", name));
+                    stats.writes += 1;
+                    d.create_volume(spec.clone()).await.map_err(api("create volume"))?;
+                }
+                Action::CreateSecret { name, spec } => {
+                    on(step("create", "secret", name));
+                    if spec.data.is_none() && spec.driver.is_none() {
+                        return Err(EngineError::Refused {
+                            message: format!("secret {name} no longer exists in the swarm and its value is not stored"),
+                            hint: Some("deploy from the stack files instead (`berth deploy`)".into()),
+                        });
+                    }
+                    stats.writes += 1;
+                    match d.create_secret(spec.clone()).await {
+                        Ok(_) => {}
+                        Err(e) if is_conflict(&e) => {}
+                        Err(e) => return Err(EngineError::Api { call: "create secret", source: e }),
+                    }
+                }
+                Action::CreateConfig { name, spec } => {
+                    on(step("create", "config", name));
+                    stats.writes += 1;
+                    match d.create_config(spec.clone()).await {
+                        Ok(_) => {}
+                        Err(e) if is_conflict(&e) => {}
+                        Err(e) => return Err(EngineError::Api { call: "create config", source: e }),
+                    }
+                }
+                Action::CreateService { name, spec } => {
+                    on(step("create", "service", name));
+                    let spec = self.prepare_service(spec, opts, &mut ids).await?;
+                    let creds = registry_credentials(image_of(&spec));
+                    stats.writes += 1;
+                    match d.create_service(spec, creds).await {
+                        Ok(_) => {}
+                        Err(e) if is_conflict(&e) => {
+                            // Created by an interrupted run of ours? Then it counts as created.
+                            let s = d.inspect_service(name, None).await.map_err(api("inspect service"))?;
+                            let labels = s.spec.as_ref().and_then(|s| s.labels.as_ref());
+                            if label(labels, LABEL_OWNER) != Some(stack) {
+                                return Err(EngineError::Refused {
+                                    message: format!("service {name} exists and is not berth's"),
+                                    hint: Some(
+                                        "remove it, or deploy with --adopt if docker stack deploy made it".into(),
+                                    ),
+                                });
+                            }
+                        }
+                        Err(e) => return Err(service_error(name, "create service", e)),
+                    }
+                }
+                Action::UpdateService { name, id, version, spec, .. } => {
+                    on(step("update", "service", name));
+                    let spec = self.prepare_service(spec, opts, &mut ids).await?;
+                    let creds = registry_credentials(image_of(&spec));
+                    let mut version = *version;
+                    let mut attempt = 0;
+                    loop {
+                        stats.writes += 1;
+                        let o = UpdateServiceOptions { version: version as i32, ..Default::default() };
+                        match d.update_service(id, spec.clone(), o, creds.clone()).await {
+                            Ok(_) => break,
+                            Err(e) if e.to_string().contains("out of sequence") && attempt < 5 => {
+                                attempt += 1;
+                                let s = d.inspect_service(id, None).await.map_err(api("inspect service"))?;
+                                version = s.version.and_then(|v| v.index).unwrap_or(version);
+                            }
+                            Err(e) => return Err(service_error(name, "update service", e)),
+                        }
+                    }
+                }
+                Action::RemoveService { name, id } => {
+                    on(step("remove", "service", name));
+                    stats.writes += 1;
+                    match d.delete_service(id).await {
+                        Ok(()) => {}
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) => return Err(EngineError::Api { call: "remove service", source: e }),
+                    }
+                }
+                Action::RemoveSecret { name, id } => {
+                    on(step("remove", "secret", name));
+                    stats.writes += 1;
+                    remove_retrying(|| d.delete_secret(id), "remove secret").await?;
+                }
+                Action::RemoveConfig { name, id } => {
+                    on(step("remove", "config", name));
+                    stats.writes += 1;
+                    remove_retrying(|| d.delete_config(id), "remove config").await?;
+                }
+                Action::RemoveNetwork { name, id } => {
+                    on(step("remove", "network", name));
+                    stats.writes += 1;
+                    remove_retrying(|| d.remove_network(id), "remove network").await?;
+                }
+                Action::RemoveVolume { name } => {
+                    on(step("remove", "volume", name));
+                    stats.writes += 1;
+                    remove_retrying(|| d.remove_volume(name, None::<RemoveVolumeOptions>), "remove volume").await?;
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The spec to send: references resolved to IDs, the release label set.
+    async fn prepare_service(
+        &self,
+        spec: &ServiceSpec,
+        opts: &ApplyOptions,
+        ids: &mut Option<IdMaps>,
+    ) -> Result<ServiceSpec, EngineError> {
+        let mut spec = spec.clone();
+        if let Some(n) = opts.release {
+            spec.labels.get_or_insert_with(HashMap::new).insert(LABEL_RELEASE.into(), n.to_string());
+        }
+        let needs = spec.task_template.as_ref().and_then(|t| t.container_spec.as_ref()).is_some_and(|c| {
+            c.secrets.as_ref().is_some_and(|s| !s.is_empty())
+                || c.configs.as_ref().is_some_and(|s| !s.is_empty())
+                || c.privileges
+                    .as_ref()
+                    .and_then(|p| p.credential_spec.as_ref())
+                    .and_then(|c| c.config.as_ref())
+                    .is_some()
+        });
+        if !needs {
+            return Ok(spec);
+        }
+        if ids.is_none() {
+            let d = self.docker();
+            let (secrets, configs) = futures_util::try_join!(
+                async { d.list_secrets(None::<ListSecretsOptions>).await.map_err(api("list secrets")) },
+                async { d.list_configs(None::<ListConfigsOptions>).await.map_err(api("list configs")) },
+            )?;
+            let s = secrets.into_iter().filter_map(|s| Some((s.spec?.name?, s.id?))).collect();
+            let c = configs.into_iter().filter_map(|c| Some((c.spec?.name?, c.id?))).collect();
+            *ids = Some((s, c));
+        }
+        let (s, c) = ids.as_ref().expect("filled above");
+        if let Err(missing) = resolve_references(&mut spec, &|n| s.get(n).cloned(), &|n| c.get(n).cloned()) {
+            return Err(EngineError::NotFound {
+                what: "secret or config",
+                name: format!("{} (needed by service {})", missing.join(", "), spec.name.clone().unwrap_or_default()),
+                suggestion: None,
+            });
+        }
+        Ok(spec)
+    }
+}
+
+/// An API error of a service create/update, made clearer where we can (ports in use).
+fn service_error(name: &str, call: &'static str, e: bollard::errors::Error) -> EngineError {
+    let text = e.to_string();
+    if text.contains("already in use") || text.contains("port") && text.contains("in use") {
+        return EngineError::Refused {
+            message: format!("service {name}: a published port is already taken: {text}"),
+            hint: Some(
+                "change the published port in the file, or remove what uses it (`docker service ls`, `ss -ltnp`)"
+                    .into(),
+            ),
+        };
+    }
+    EngineError::Api { call, source: e }
+}
+
+/// Removes, treating "gone" as done and retrying a few times while the object is still in use
+/// (a network right after its services were removed).
+async fn remove_retrying<F, Fut>(mut f: F, call: &'static str) -> Result<(), EngineError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), bollard::errors::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e)
+                if attempt < 20 && (e.to_string().contains("in use") || e.to_string().contains("active endpoints")) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(EngineError::Api { call, source: e }),
+        }
+    }
+}
+
+pub(crate) fn image_of(spec: &ServiceSpec) -> &str {
+    spec.task_template
+        .as_ref()
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.image.as_deref())
+        .unwrap_or_default()
+}
+
+/// The registry host of an image reference (`docker.io` when none is named).
+pub fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
+/// Credentials for the image's registry from `~/.docker/config.json` (`auths.<registry>.auth`),
+/// like `docker stack deploy --with-registry-auth`; `None` when there are none (credential helpers
+/// are not consulted).
+pub fn registry_credentials(image: &str) -> Option<DockerCredentials> {
+    let home = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
+    let text = std::fs::read(home.join("config.json")).ok()?;
+    credentials_from_config(&text, image)
+}
+
+/// [`registry_credentials`] from the text of a docker `config.json`.
+pub fn credentials_from_config(config_json: &[u8], image: &str) -> Option<DockerCredentials> {
+    let v: serde_json::Value = serde_json::from_slice(config_json).ok()?;
+    let auths = v.get("auths")?.as_object()?;
+    let reg = registry_of(image);
+    let keys: Vec<String> = if reg == "docker.io" {
+        vec!["https://index.docker.io/v1/".into(), "index.docker.io".into(), "docker.io".into()]
+    } else {
+        vec![reg.to_string(), format!("https://{reg}"), format!("http://{reg}")]
+    };
+    let (key, entry) = keys.iter().find_map(|k| auths.get(k).map(|e| (k.clone(), e)))?;
+    let auth = entry.get("auth")?.as_str()?;
+    let decoded = String::from_utf8(berth_plan::plan::decode_base64(auth)?).ok()?;
+    let (user, pass) = decoded.split_once(':')?;
+    Some(DockerCredentials {
+        username: Some(user.to_string()),
+        password: Some(pass.to_string()),
+        serveraddress: Some(key),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_of_tells_hub_from_private_registries() {
+        assert_eq!(registry_of("nginx:1"), "docker.io");
+        assert_eq!(registry_of("library/nginx"), "docker.io");
+        assert_eq!(registry_of("registry.example.com/a/b:1"), "registry.example.com");
+        assert_eq!(registry_of("localhost:5000/x"), "localhost:5000");
+    }
+
+    #[test]
+    fn credentials_come_from_the_auths_entry_of_the_registry() {
+        let cfg = br#"{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}}"#;
+        let c = credentials_from_config(cfg, "registry.example.com/app:1").unwrap();
+        assert_eq!(c.username.as_deref(), Some("user"));
+        assert_eq!(c.password.as_deref(), Some("pass"));
+        assert!(credentials_from_config(cfg, "nginx").is_none());
+    }
+}
