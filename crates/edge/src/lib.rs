@@ -377,21 +377,18 @@ async fn accept_loop(
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     limits: Arc<config::Limits>,
 ) {
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes as u32)
         .max_concurrent_streams(256)
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
-    let builder = Arc::new(builder);
+    let builder = Arc::new(Builders { h1, h2 });
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -415,22 +412,31 @@ async fn accept_loop(
     }
 }
 
+/// Connection builders: HTTP/1.1 on plain ports and for TLS without ALPN `h2`; HTTP/2 when ALPN chose it.
+struct Builders {
+    h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
 async fn serve_conn(
     stream: TcpStream,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
-    builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    builders: &Builders,
     hs_timeout: Duration,
 ) {
+    let svc = |sni: Option<Arc<str>>| {
+        let sh = shared.clone();
+        service_fn(move |req| {
+            let sh = sh.clone();
+            let sni = sni.clone();
+            async move { Ok::<_, Infallible>(handle(req, sh, peer, sni).await) }
+        })
+    };
     match acceptor {
         None => {
-            let sh = shared.clone();
-            let svc = service_fn(move |req| {
-                let sh = sh.clone();
-                async move { Ok::<_, Infallible>(handle(req, sh, peer, None).await) }
-            });
-            let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+            let _ = builders.h1.serve_connection(TokioIo::new(stream), svc(None)).with_upgrades().await;
         }
         Some(acc) => {
             let tls = match tokio::time::timeout(hs_timeout, acc.accept(stream)).await {
@@ -440,14 +446,13 @@ async fn serve_conn(
                     return;
                 }
             };
-            let sni: Arc<str> = tls.get_ref().1.server_name().unwrap_or("").to_ascii_lowercase().into();
-            let sh = shared.clone();
-            let svc = service_fn(move |req| {
-                let sh = sh.clone();
-                let sni = sni.clone();
-                async move { Ok::<_, Infallible>(handle(req, sh, peer, Some(sni)).await) }
-            });
-            let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await;
+            let conn = tls.get_ref().1;
+            let sni: Arc<str> = conn.server_name().unwrap_or("").to_ascii_lowercase().into();
+            if conn.alpn_protocol() == Some(b"h2") {
+                let _ = builders.h2.serve_connection(TokioIo::new(tls), svc(Some(sni))).await;
+            } else {
+                let _ = builders.h1.serve_connection(TokioIo::new(tls), svc(Some(sni))).with_upgrades().await;
+            }
         }
     }
 }

@@ -40,7 +40,8 @@ async fn setup() -> (TestEdge, TestBackend, TestBackend, TestBackend) {
 async fn longest_prefix_wins_on_segment_boundaries() {
     let (e, ..) = setup().await;
     let a = e.http();
-    assert!(get(a, "app.test", "/api/users", &[]).await.text().starts_with("api GET /api/users"));
+    let t = get(a, "app.test", "/api/users", &[]).await.text();
+    assert!(t.starts_with("api GET /api/users"), "{t}");
     assert!(get(a, "app.test", "/api", &[]).await.text().starts_with("api GET /api"));
     assert!(get(a, "app.test", "/apix", &[]).await.text().starts_with("front GET /apix"));
     assert!(get(a, "app.test", "/", &[]).await.text().starts_with("front GET /"));

@@ -1,7 +1,7 @@
 //! The deploy path against the real dockerd (swarm mode): first deploy, no-op redeploy, image
 //! change, rollback, automatic rollback of a bad release, release commands, secret rotation,
 //! adoption. Each test uses its own stack `t-deploy-<n>` and removes what it made in a guard.
-//! Fixture: `tests/deploy/app.yaml` with `@IMAGE@`, `@ENV@`, `@SECRET@` and `@RELEASE@` holes.
+//! Fixture: `tests/deploy/app.yaml` with `@IMAGE@` and `@ENV@` holes; its secret file `token.txt` is written beside.
 
 #[path = "common/images.rs"]
 mod images;
@@ -51,9 +51,9 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Fills the fixture's holes and converts it for `stack`.
-fn stack_desired(dir: &Path, stack: &str, image: &str, env: &str, secret: &str, release: &str) -> Desired {
+fn stack_desired(dir: &Path, stack: &str, image: &str, env: &str, secret: &str, _unused: &str) -> Desired {
     let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/deploy/app.yaml")).unwrap();
-    let text = fixture.replace("@IMAGE@", image).replace("@ENV@", env).replace("@RELEASE@", release);
+    let text = fixture.replace("@IMAGE@", image).replace("@ENV@", env);
     std::fs::write(dir.join("compose.yaml"), text).unwrap();
     std::fs::write(dir.join("token.txt"), secret).unwrap();
     let opts = LoadOptions {
@@ -295,5 +295,24 @@ fn interrupted_deploy_is_finished_by_the_next_deploy() {
         assert_eq!(r.release, Some(1));
         assert_eq!(r.writes, 2, "only the outcome and live markers are written");
         assert_eq!(engine.list_releases(STACK).await.unwrap()[0].status, Some(ReleaseStatus::Ok));
+    });
+}
+
+#[test]
+fn missing_image_fails_fast_with_a_clear_error() {
+    images::ensure();
+    const STACK: &str = "t-deploy-7";
+    let _guard = Cleanup(STACK);
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let engine = Engine::connect(&Target::Local).await.unwrap();
+        let d = stack_desired(dir.path(), STACK, "berth-test/app:no-such-tag", "A=1", "s", "");
+        let start = std::time::Instant::now();
+        let err = deploy(&engine, d, opts(&[])).await.0.expect_err("an image that does not exist must fail");
+        assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
+        let msg = err.to_string();
+        assert!(msg.contains("release 1 failed") && msg.contains("image is missing"), "{msg}");
+        assert!(msg.contains("no earlier good release"), "{msg}");
+        assert!(err.hint().unwrap().contains("pull the image"), "{:?}", err.hint());
     });
 }

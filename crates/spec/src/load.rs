@@ -11,6 +11,7 @@ use crate::env::Env;
 use crate::model::{Duration, FileObjectConfig, NetworkConfig, Service, Stack, UnitBytes, VolumeConfig};
 use crate::schema::{self, Version};
 use crate::yaml::{self, Node, Pos, Value};
+use serde::Deserialize;
 use serde_json::{Map as JMap, Value as J};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -296,7 +297,14 @@ struct Cx<'a> {
 }
 
 fn join_path(base: &str, key: &str) -> String {
-    if base.is_empty() { key.to_string() } else { format!("{base}.{key}") }
+    if base.is_empty() {
+        return key.to_string();
+    }
+    let mut s = String::with_capacity(base.len() + 1 + key.len());
+    s.push_str(base);
+    s.push('.');
+    s.push_str(key);
+    s
 }
 
 /// Go's `fmt.Sprint` of a scalar; `None` for null and for collections.
@@ -588,6 +596,29 @@ impl Cx<'_> {
             }
         };
         let before = self.errors.len();
+        let warnings_before = self.warnings.len();
+        let obj = self.service_json(&path, map);
+        if self.errors.len() != before {
+            return None;
+        }
+        // Deserialising from the owned tree moves its strings; only on failure is the tree built
+        // again (same warnings) to find the offending key.
+        let mut svc: Service = match Service::deserialize(J::Object(obj)) {
+            Ok(svc) => svc,
+            Err(_) => {
+                self.warnings.truncate(warnings_before);
+                let obj = self.service_json(&path, map);
+                self.typed(J::Object(obj), node, &path, "service")?
+            }
+        };
+        svc.extras.retain(|k, _| k.starts_with("x-"));
+        self.resolve_environment(&mut svc, map, &path);
+        self.resolve_volume_paths(&mut svc, map, &path);
+        (self.errors.len() == before).then_some(svc)
+    }
+
+    /// A service's mapping as JSON with docker/cli's transforms applied (short syntaxes to long forms).
+    fn service_json(&mut self, path: &str, map: &yaml::Map) -> JMap<String, J> {
         let mut obj = JMap::new();
         for (key, v) in map {
             let p = join_path(&path, key);
@@ -682,14 +713,7 @@ impl Cx<'_> {
             };
             obj.insert(key.clone(), j);
         }
-        if self.errors.len() != before {
-            return None;
-        }
-        let mut svc: Service = self.typed(J::Object(obj), node, &path, "service")?;
-        svc.extras.retain(|k, _| k.starts_with("x-"));
-        self.resolve_environment(&mut svc, map, &path);
-        self.resolve_volume_paths(&mut svc, map, &path);
-        (self.errors.len() == before).then_some(svc)
+        obj
     }
 
     fn deploy(&mut self, n: &Node, path: &str) -> J {

@@ -366,13 +366,24 @@ mod fast {
         parser: Parser<'a, StrInput<'a>>,
         file: u32,
         nodes: usize,
+        /// Items of the open sequences, innermost last (moved out at the end, so each list is
+        /// allocated once at its final size).
+        items: Vec<Node>,
+        /// Entries of the open mappings, innermost last.
+        entries: Vec<(String, Node)>,
     }
 
     pub(super) fn parse(text: &str, file: u32) -> Option<Node> {
         if text.len() > MAX_BYTES {
             return None;
         }
-        let mut b = Builder { parser: Parser::new_from_str(text), file, nodes: 0 };
+        let mut b = Builder {
+            parser: Parser::new_from_str(text),
+            file,
+            nodes: 0,
+            items: Vec::with_capacity(64),
+            entries: Vec::with_capacity(64),
+        };
         match b.next()?.0 {
             Event::StreamStart => {}
             _ => return None,
@@ -415,18 +426,19 @@ mod fast {
             let value = match ev {
                 Event::Scalar(s, style, 0, None) => scalar(s, style)?,
                 Event::SequenceStart(_, 0, None) => {
-                    let mut items = Vec::new();
+                    let start = self.items.len();
                     loop {
                         let (ev, span) = self.next()?;
                         if matches!(ev, Event::SequenceEnd) {
                             break;
                         }
-                        items.push(self.node(ev, span, None, depth + 1)?);
+                        let item = self.node(ev, span, None, depth + 1)?;
+                        self.items.push(item);
                     }
-                    Value::Seq(items)
+                    Value::Seq(self.items.drain(start..).collect())
                 }
                 Event::MappingStart(_, 0, None) => {
-                    let mut map = Map::new();
+                    let start = self.entries.len();
                     loop {
                         let (ev, span) = self.next()?;
                         let key = match ev {
@@ -441,6 +453,10 @@ mod fast {
                         let kpos = self.pos(&span);
                         let (ev, span) = self.next()?;
                         let value = self.node(ev, span, Some(kpos), depth + 1)?;
+                        self.entries.push((key, value));
+                    }
+                    let mut map = Map::with_capacity(self.entries.len() - start);
+                    for (key, value) in self.entries.drain(start..) {
                         if map.insert(key, value).is_some() {
                             return None;
                         }

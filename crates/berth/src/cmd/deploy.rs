@@ -74,19 +74,64 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let building: Vec<&String> =
-        loaded.stack.services.iter().filter(|(_, s)| !s.build.context.is_empty()).map(|(n, _)| n).collect();
-    if !building.is_empty() {
-        let names: Vec<&str> = building.iter().map(|s| s.as_str()).collect();
-        return super::fail(
-            exit::FAILED,
-            format!("build: not supported yet (services with `build:`: {})", names.join(", ")),
-            Some("build and tag the image yourself and set `image:` in the file".into()),
-        );
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let live = std::io::stderr().is_terminal() && !args.plain;
+    let mut progress = Progress::new(&name, live);
+    let engine = match rt.block_on(connect(&target)) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+
+    // Images of services with `build:`, built through the engine; the deploy uses them.
+    let mut stack_spec = loaded.stack.clone();
+    if stack_spec.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
+        let first = stack.files.first().cloned().unwrap_or_else(|| "compose.yaml".into());
+        let base_dir = std::fs::canonicalize(&first)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
+        let xb = loaded.stack.extras.get("x-berth").map(berth_spec::xberth::XBerth::from_json).unwrap_or_default();
+        let bopts = berth_engine::BuildOptions {
+            base_dir,
+            registry: xb.registry.clone(),
+            environ: std::env::vars().collect(),
+            ..Default::default()
+        };
+        let built = rt.block_on(engine.build_images(&name, &loaded.stack, &bopts, |p| {
+            use berth_engine::BuildProgress as B;
+            let line = match p {
+                B::UpToDate { service, image } => format!("build {service}: {image} exists"),
+                B::Building { service, image, files, bytes } => {
+                    format!("build {service}: building {image} ({files} files, {bytes} bytes of context)")
+                }
+                B::Output { service, line } => format!("{service} | {line}"),
+                B::Built { service, image } => format!("build {service}: built {image}"),
+                B::AlreadyPushed { service, image } => format!("build {service}: registry has {image}"),
+                B::Pushing { .. } => return,
+                B::Pushed { service, image } => format!("build {service}: pushed {image}"),
+            };
+            progress.line(&line);
+        }));
+        match built {
+            Ok(images) => {
+                for (svc, image) in images {
+                    if let Some(s) = stack_spec.services.get_mut(&svc) {
+                        s.image = image;
+                    }
+                }
+            }
+            Err(e) => {
+                let hint = e.hint();
+                return super::fail(exit::FAILED, e, hint);
+            }
+        }
     }
     let read = |p: &Path| std::fs::read(p);
     let desired = match berth_plan::convert::desired(
-        &loaded.stack,
+        &stack_spec,
         &name,
         &berth_plan::convert::ConvertOptions { content_addressed: true },
         &read,
@@ -115,17 +160,7 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
         files: stack.files.iter().map(|f| f.display().to_string()).collect(),
         release_commands,
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let live = std::io::stderr().is_terminal() && !args.plain;
-    let mut progress = Progress::new(&name, live);
     rt.block_on(async {
-        let engine = match connect(&target).await {
-            Ok(e) => e,
-            Err(code) => return code,
-        };
         let result = engine.deploy(desired, opts, &mut |e| progress.event(e)).await;
         progress.finish();
         match result {

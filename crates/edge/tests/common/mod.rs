@@ -50,7 +50,12 @@ impl TestBackend {
                         .with_upgrades();
                     tokio::select! {
                         _ = conn => {}
-                        _ = stop.changed() => {}
+                        _ = async {
+                            // A dropped TestBackend (sender gone) is not a kill.
+                            if stop.changed().await.is_err() {
+                                std::future::pending::<()>().await;
+                            }
+                        } => {}
                     }
                 });
             }
