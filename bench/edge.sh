@@ -90,7 +90,8 @@ EOF
 cat >"$W/haproxy.cfg" <<EOF
 global
     nbthread 2
-    maxconn 30000
+    # haproxy wants 2 fds per connection and the fd limit here is 20000, so it cannot take all 10,000.
+    maxconn 9990
     ssl-default-bind-options ssl-min-ver TLSv1.2
 defaults
     mode http
@@ -185,6 +186,9 @@ import asyncio, os, subprocess, sys
 port, n, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 async def one(sem, conns):
     async with sem:
+        await asyncio.wait_for(connect_one(conns), 20)
+async def connect_one(conns):
+    if True:
         r, w = await asyncio.open_connection("127.0.0.1", port)
         w.write(b"GET /static/4k.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
         await w.drain()

@@ -403,10 +403,18 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         let builder = builder.clone();
         let hs_timeout = Duration::from_millis(limits.tls_handshake_timeout_ms);
+        let first_byte_timeout = Duration::from_millis(limits.header_timeout_ms);
         tokio::spawn(async move {
             shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
             shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-            serve_conn(stream, peer, &shared, acceptor, &builder, hs_timeout).await;
+            // Wait for the first bytes before building connection state (idle new connections stay small).
+            // A client that connects and sends nothing is dropped after the header timeout.
+            if let Ok(Ok(())) = tokio::time::timeout(first_byte_timeout, stream.readable()).await {
+                match acceptor {
+                    None => Box::pin(serve_plain(stream, peer, &shared, &builder)).await,
+                    Some(acc) => Box::pin(serve_tls(stream, peer, &shared, acc, &builder, hs_timeout)).await,
+                }
+            }
             shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
         });
     }
@@ -418,42 +426,48 @@ struct Builders {
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
 }
 
-async fn serve_conn(
+type BoxedResponse = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<RespBody>, Infallible>> + Send>>;
+
+fn service(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    sni: Option<Arc<str>>,
+) -> impl hyper::service::Service<Request<Incoming>, Response = Response<RespBody>, Error = Infallible, Future = BoxedResponse>
++ Clone {
+    let sh = shared.clone();
+    // Boxed so an idle connection does not carry the (large) request future inline.
+    service_fn(move |req| {
+        let sh = sh.clone();
+        let sni = sni.clone();
+        Box::pin(async move { Ok::<_, Infallible>(handle(req, sh, peer, sni).await) }) as BoxedResponse
+    })
+}
+
+async fn serve_plain(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, builders: &Builders) {
+    let _ = builders.h1.serve_connection(TokioIo::new(stream), service(shared, peer, None)).with_upgrades().await;
+}
+
+async fn serve_tls(
     stream: TcpStream,
     peer: SocketAddr,
     shared: &Arc<Shared>,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    acc: tokio_rustls::TlsAcceptor,
     builders: &Builders,
     hs_timeout: Duration,
 ) {
-    let svc = |sni: Option<Arc<str>>| {
-        let sh = shared.clone();
-        service_fn(move |req| {
-            let sh = sh.clone();
-            let sni = sni.clone();
-            async move { Ok::<_, Infallible>(handle(req, sh, peer, sni).await) }
-        })
+    let tls = match tokio::time::timeout(hs_timeout, acc.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            shared.metrics.tls_handshake_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
     };
-    match acceptor {
-        None => {
-            let _ = builders.h1.serve_connection(TokioIo::new(stream), svc(None)).with_upgrades().await;
-        }
-        Some(acc) => {
-            let tls = match tokio::time::timeout(hs_timeout, acc.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                _ => {
-                    shared.metrics.tls_handshake_errors.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            };
-            let conn = tls.get_ref().1;
-            let sni: Arc<str> = conn.server_name().unwrap_or("").to_ascii_lowercase().into();
-            if conn.alpn_protocol() == Some(b"h2") {
-                let _ = builders.h2.serve_connection(TokioIo::new(tls), svc(Some(sni))).await;
-            } else {
-                let _ = builders.h1.serve_connection(TokioIo::new(tls), svc(Some(sni))).with_upgrades().await;
-            }
-        }
+    let conn = tls.get_ref().1;
+    let sni: Arc<str> = conn.server_name().unwrap_or("").to_ascii_lowercase().into();
+    if conn.alpn_protocol() == Some(b"h2") {
+        let _ = builders.h2.serve_connection(TokioIo::new(tls), service(shared, peer, Some(sni))).await;
+    } else {
+        let _ = builders.h1.serve_connection(TokioIo::new(tls), service(shared, peer, Some(sni))).with_upgrades().await;
     }
 }
 

@@ -98,3 +98,14 @@ async fn idle_keepalive_connection_is_closed() {
     assert!(r.is_ok(), "idle connection not closed within 3s");
     assert!(t.elapsed() >= Duration::from_millis(300));
 }
+
+#[tokio::test]
+async fn silent_connection_is_closed_by_header_timeout() {
+    let (e, _a) = setup().await;
+    let mut s = tokio::net::TcpStream::connect(e.http()).await.unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
+    assert!(r.is_ok(), "silent connection not closed within 3s");
+    assert!(t.elapsed() >= Duration::from_millis(300), "closed too early: {:?}", t.elapsed());
+}

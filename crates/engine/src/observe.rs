@@ -30,19 +30,15 @@ impl Engine {
                     .await
                     .map_err(api("list services"))
             },
-            async {
-                d.list_networks(None::<ListNetworksOptions>).await.map_err(api("list networks"))
-            },
-            async {
-                d.list_secrets(None::<ListSecretsOptions>).await.map_err(api("list secrets"))
-            },
-            async {
-                d.list_configs(None::<ListConfigsOptions>).await.map_err(api("list configs"))
-            },
+            async { d.list_networks(None::<ListNetworksOptions>).await.map_err(api("list networks")) },
+            async { d.list_secrets(None::<ListSecretsOptions>).await.map_err(api("list secrets")) },
+            async { d.list_configs(None::<ListConfigsOptions>).await.map_err(api("list configs")) },
             async {
                 d.list_volumes(Some(ListVolumesOptions { filters: Some(f.clone()) })).await.map_err(api("list volumes"))
             },
         )?;
+        let mut services = services;
+        self.restore_health_checks(stack, &mut services).await;
         let mut observed = Observed::default();
         for s in services {
             if let Some(name) = s.spec.as_ref().and_then(|s| s.name.clone()) {
@@ -68,5 +64,85 @@ impl Engine {
             observed.volumes.insert(v.name.clone(), v);
         }
         Ok(observed)
+    }
+}
+
+impl Engine {
+    /// Puts the services' health checks back. The daemon names a service's health check
+    /// `Healthcheck` while the API model (and so bollard) says `HealthCheck`: a typed read loses
+    /// it, and a file's health check would look changed on every deploy. So the stack's services
+    /// are also read as raw JSON over the local socket, and each health check found there is set on
+    /// the typed service that lacks one. Best effort: on any error (or a non-unix engine address)
+    /// the services stay as they are.
+    async fn restore_health_checks(&self, stack: &str, services: &mut [bollard::models::Service]) {
+        let Some(socket) = self.address().strip_prefix("unix://").map(str::to_string) else { return };
+        if services.is_empty() {
+            return;
+        }
+        let v = self.docker().client_version();
+        let filters = format!(r#"{{"label":["{LABEL_NAMESPACE}={stack}"]}}"#);
+        let path = format!("/v{}.{}/services?filters={}", v.major_version, v.minor_version, percent_encode(&filters));
+        let body = tokio::task::spawn_blocking(move || raw_get(&socket, &path)).await.ok().flatten();
+        let Some(list) = body.and_then(|b| serde_json::from_slice::<Vec<serde_json::Value>>(&b).ok()) else { return };
+        let checks: HashMap<&str, &serde_json::Value> = list
+            .iter()
+            .filter_map(|s| {
+                let hc = s.pointer("/Spec/TaskTemplate/ContainerSpec/Healthcheck").filter(|h| !h.is_null())?;
+                Some((s.get("ID")?.as_str()?, hc))
+            })
+            .collect();
+        for s in services.iter_mut() {
+            let Some(hc) = s.id.as_deref().and_then(|id| checks.get(id)) else { continue };
+            let Some(cs) =
+                s.spec.as_mut().and_then(|s| s.task_template.as_mut()).and_then(|t| t.container_spec.as_mut())
+            else {
+                continue;
+            };
+            if cs.health_check.is_none() {
+                cs.health_check = serde_json::from_value((*hc).clone()).ok();
+            }
+        }
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (for a query parameter).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET path` over the unix socket with HTTP/1.0 (so the daemon answers unchunked and closes);
+/// the body of a 200 answer, else `None`. Blocking, with a 5 s timeout.
+fn raw_get(socket: &str, path: &str) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    stream.set_write_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+    let status_ok = head.lines().next().is_some_and(|l| l.split_whitespace().nth(1) == Some("200"));
+    if !status_ok || head.contains("transfer-encoding: chunked") {
+        return None;
+    }
+    Some(answer[split + 4..].to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encode_escapes_json_of_a_filter() {
+        assert_eq!(percent_encode(r#"{"label":["a=b"]}"#), "%7B%22label%22%3A%5B%22a%3Db%22%5D%7D");
     }
 }

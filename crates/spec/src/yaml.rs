@@ -166,14 +166,20 @@ fn parse_serde(text: &str, file: u32) -> Result<Node, Diagnostic> {
     // yaml.v3 (docker/cli): only true/false are booleans; `010` is octal like `0o10`.
     opts.strict_booleans = true;
     opts.legacy_octal_numbers = true;
-    let raw: Option<Spanned<Raw>> = serde_saphyr::from_str_with_options(text, opts).map_err(|e| yaml_error(&e, file))?;
+    let raw: Option<Spanned<Raw>> =
+        serde_saphyr::from_str_with_options(text, opts).map_err(|e| yaml_error(&e, file))?;
     let Some(raw) = raw else {
         return Err(Diagnostic::error("yaml.empty", Some(Pos { file, line: 1, col: 1 }), "", "the file is empty")
             .with_hint("a stack file needs at least a `services:` mapping"));
     };
     let node = into_node(raw, file, None)?;
     if !matches!(node.value, Value::Map(_)) {
-        return Err(Diagnostic::error("yaml.top-level", Some(node.pos), "", format!("top-level object must be a mapping, found {}", node.type_name())));
+        return Err(Diagnostic::error(
+            "yaml.top-level",
+            Some(node.pos),
+            "",
+            format!("top-level object must be a mapping, found {}", node.type_name()),
+        ));
     }
     Ok(node)
 }
@@ -217,7 +223,9 @@ fn into_node(raw: Spanned<Raw>, file: u32, key_pos: Option<Pos>) -> Result<Node,
             RawKind::Int(i) => Value::Int(i),
             RawKind::Float(f) => Value::Float(f),
             RawKind::Str(s) => Value::Str(s),
-            RawKind::Seq(items) => Value::Seq(items.into_iter().map(|i| into_node(i, file, None)).collect::<Result<_, _>>()?),
+            RawKind::Seq(items) => {
+                Value::Seq(items.into_iter().map(|i| into_node(i, file, None)).collect::<Result<_, _>>()?)
+            }
             RawKind::Map(entries) => {
                 let mut map = Map::with_capacity(entries.len());
                 for (k, v) in entries {
@@ -648,14 +656,88 @@ mod tests {
     #[test]
     fn fast_path_types_scalars_like_serde_saphyr() {
         let scalars = [
-            "0", "00", "010", "08", "0x1F", "0X_1f", "0o17", "0b101", "0b102", "0_", "0x", "1_000", "1__0", "_1", "1_",
-            "+1", "-1", "+-1", "-0", "-010", "-0x10", "9223372036854775807", "9223372036854775808",
-            "18446744073709551615", "18446744073709551616", "-9223372036854775808", "-9223372036854775809",
-            "340282366920938463463374607431768211456", "1.5", ".5", "5.", "-.5", "+.5", "1e3", "1E-3", "1e999",
-            "-1e999", ".inf", "-.inf", "+.Inf", ".nan", ".NaN", "inf", "nan", "Infinity", "-inf", "1.0.0", "10s",
-            "256M", "1_0.5", "0.5_", "3.10", "true", "True", "TRUE", "tRue", "yes", "no", "on", "off", "y", "n",
-            "false", "null", "Null", "NULL", "nULL", "~", "-", ".", "..", "+", "1-2", "1:2", "08:00", "0o8", "1e",
-            "0x8000000000000000", "-0x8000000000000000", "0b", "é", "1 2",
+            "0",
+            "00",
+            "010",
+            "08",
+            "0x1F",
+            "0X_1f",
+            "0o17",
+            "0b101",
+            "0b102",
+            "0_",
+            "0x",
+            "1_000",
+            "1__0",
+            "_1",
+            "1_",
+            "+1",
+            "-1",
+            "+-1",
+            "-0",
+            "-010",
+            "-0x10",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "340282366920938463463374607431768211456",
+            "1.5",
+            ".5",
+            "5.",
+            "-.5",
+            "+.5",
+            "1e3",
+            "1E-3",
+            "1e999",
+            "-1e999",
+            ".inf",
+            "-.inf",
+            "+.Inf",
+            ".nan",
+            ".NaN",
+            "inf",
+            "nan",
+            "Infinity",
+            "-inf",
+            "1.0.0",
+            "10s",
+            "256M",
+            "1_0.5",
+            "0.5_",
+            "3.10",
+            "true",
+            "True",
+            "TRUE",
+            "tRue",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "false",
+            "null",
+            "Null",
+            "NULL",
+            "nULL",
+            "~",
+            "-",
+            ".",
+            "..",
+            "+",
+            "1-2",
+            "1:2",
+            "08:00",
+            "0o8",
+            "1e",
+            "0x8000000000000000",
+            "-0x8000000000000000",
+            "0b",
+            "é",
+            "1 2",
         ];
         for v in scalars {
             for form in [format!("k: {v}\n"), format!("k: '{v}'\n"), format!("k: [{v}]\n"), format!("{v}: x\n")] {
