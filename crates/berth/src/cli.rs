@@ -103,6 +103,9 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// The edge proxy (TLS, routing, static files) that berth runs in front of the stack.
+    #[command(subcommand)]
+    Edge(EdgeCommand),
     /// Remove the stack's services, networks, secrets and configs (volumes only with --volumes).
     Rm {
         /// Also remove the stack's volumes (their data is lost).
@@ -111,6 +114,16 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(short, long)]
         yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EdgeCommand {
+    /// Run the edge proxy with a config file (what berth's edge service runs on each edge node).
+    Serve {
+        /// The edge config (JSON; docs/edge.md).
+        #[arg(value_name = "CONFIG")]
+        config: PathBuf,
     },
 }
 

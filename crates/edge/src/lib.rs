@@ -426,14 +426,19 @@ struct Builders {
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
 }
 
-type BoxedResponse = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<RespBody>, Infallible>> + Send>>;
+type BoxedResponse =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<RespBody>, Infallible>> + Send>>;
 
 fn service(
     shared: &Arc<Shared>,
     peer: SocketAddr,
     sni: Option<Arc<str>>,
-) -> impl hyper::service::Service<Request<Incoming>, Response = Response<RespBody>, Error = Infallible, Future = BoxedResponse>
-+ Clone {
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<RespBody>,
+    Error = Infallible,
+    Future = BoxedResponse,
+> + Clone {
     let sh = shared.clone();
     // Boxed so an idle connection does not carry the (large) request future inline.
     service_fn(move |req| {

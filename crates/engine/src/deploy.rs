@@ -272,6 +272,11 @@ impl Engine {
                         self.mark_live(&stack, n).await?;
                         report.writes += 2;
                         report.release = Some(n);
+                        // A success like any other: old secret/config versions and leftover runs go.
+                        let (removed, writes) =
+                            self.cleanup_after(&stack, &desired, previous.filter(|p| *p != n)).await?;
+                        report.writes += writes;
+                        report.removed = removed;
                     }
                     Err(failure) => {
                         let _ = self.mark_release(&stack, n, ReleaseStatus::Failed).await;
@@ -375,11 +380,7 @@ impl Engine {
                 self.mark_release(&stack, n, ReleaseStatus::Ok).await?;
                 self.mark_live(&stack, n).await?;
                 report.writes += 2;
-                let previous_desired = match previous {
-                    Some(p) => self.read_release(&stack, p).await.ok().map(|r| r.desired),
-                    None => None,
-                };
-                let (removed, writes) = self.cleanup(&stack, &desired, previous_desired.as_ref()).await?;
+                let (removed, writes) = self.cleanup_after(&stack, &desired, previous).await?;
                 report.writes += writes;
                 report.removed = removed;
                 report.release = Some(n);
@@ -518,6 +519,20 @@ impl Engine {
         self.mark_live(stack, n).await?;
         report.writes += 1;
         Ok(report)
+    }
+
+    /// [`Engine::cleanup`] with the desired state of release `previous` (the one live before).
+    async fn cleanup_after(
+        &self,
+        stack: &str,
+        desired: &Desired,
+        previous: Option<u64>,
+    ) -> Result<(Vec<String>, u64), EngineError> {
+        let previous_desired = match previous {
+            Some(p) => self.read_release(stack, p).await.ok().map(|r| r.desired),
+            None => None,
+        };
+        self.cleanup(stack, desired, previous_desired.as_ref()).await
     }
 
     /// After a successful deploy: removes the stack's secrets and configs that neither `desired`
