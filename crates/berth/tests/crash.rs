@@ -618,3 +618,60 @@ fn redeploy_with_a_file_healthcheck_is_up_to_date() {
     assert_eq!(o.status.code(), Some(0), "{e}");
     assert!(e.contains("is up to date"), "the file's healthcheck looks changed after a deploy:\n{e}");
 }
+
+#[test]
+fn unfinished_release_whose_tasks_died_meanwhile_converges_on_redeploy() {
+    // Regression: a deploy killed while waiting leaves a release that the next deploy waits for
+    // again; tasks of the new spec that died in between (here: killed containers, after a dockerd
+    // restart: "No such container") counted as "tasks keep failing", so it never converged.
+    let _serial = lock();
+    images::ensure();
+    const STACK: &str = "t-crash-4";
+    let _guard = Cleanup(STACK);
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = State::initial();
+    deploy_ok(dir.path(), STACK, &state);
+    state = state.trial(1);
+    state.write(dir.path());
+    // Kill berth once it waits, and let Swarm finish the update on its own.
+    let log = dir.path().join("deploy.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .current_dir(dir.path())
+        .args(["-s", STACK, "deploy", "--plain", "--timeout", "120"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("update service")
+        && start.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_out = std::fs::read_to_string(&log).unwrap_or_default();
+    let web = format!("{STACK}_web");
+    let start = Instant::now();
+    loop {
+        let (_, st) = docker(&["service", "inspect", &web, "--format", "{{.UpdateStatus.State}}"]);
+        if st.trim() == "completed" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the update of {web} did not complete: {st}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Both web tasks of the new spec die.
+    let ps = docker_ok(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={web}")]);
+    let ids: Vec<&str> = ps.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(ids.len(), 2, "web containers: {ps}");
+    for id in ids {
+        docker_ok(&["kill", id]);
+    }
+    let o = berth(dir.path(), STACK, &["deploy", "--plain", "--timeout", "120"]);
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert!(e.contains("did not finish: waiting for it to converge"), "{e}");
+    check_converged(dir.path(), STACK, &state, &format!("{killed_out}{e}")).unwrap();
+}

@@ -96,6 +96,9 @@ impl EngineError {
             EngineError::NotManager { .. } => {
                 Some("run `berth deploy` (it initialises swarm mode on the local engine) or `docker swarm init`".into())
             }
+            EngineError::Api { .. } if self.is_connection_lost() => Some(
+                "the Docker engine stopped answering (restarted?): check `docker info`, then run the command again (`berth deploy` continues where it stopped)".into(),
+            ),
             EngineError::Api { .. } => None,
             EngineError::ImageMissing { .. } => Some(
                 "build or pull the image on every node that may run the task (`docker pull`, or `berth deploy` with a `build:` section), or push it to a registry the nodes can reach".into(),
@@ -107,6 +110,24 @@ impl EngineError {
             EngineError::NotFound { .. } => Some("`berth status` lists the stack's services".into()),
             EngineError::Refused { hint, .. } => hint.clone(),
         }
+    }
+}
+
+impl EngineError {
+    /// Whether an API call failed because the engine stopped answering (connection refused or
+    /// closed, socket gone, timeout) rather than with an answer.
+    pub fn is_connection_lost(&self) -> bool {
+        use bollard::errors::Error as B;
+        matches!(
+            self,
+            EngineError::Api {
+                source: B::HyperLegacyError { .. }
+                    | B::IOError { .. }
+                    | B::RequestTimeoutError
+                    | B::SocketNotFoundError(_),
+                ..
+            }
+        )
     }
 }
 

@@ -16,6 +16,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
 fn engine_code(e: &EngineError) -> u8 {
     match e {
         EngineError::Unreachable { .. } | EngineError::NotManager { .. } => exit::ENGINE,
+        e if e.is_connection_lost() => exit::ENGINE,
         _ => exit::FAILED,
     }
 }
