@@ -644,9 +644,8 @@ fn unfinished_release_whose_tasks_died_meanwhile_converges_on_redeploy() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("update service")
-        && start.elapsed() < Duration::from_secs(30)
-    {
+    let waiting = |l: &str| l.rfind("update service").is_some_and(|i| l[i..].contains(" running"));
+    while !waiting(&std::fs::read_to_string(&log).unwrap_or_default()) && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();

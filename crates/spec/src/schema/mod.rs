@@ -141,10 +141,12 @@ pub fn swarm_checks(doc: &Node) -> Vec<Diagnostic> {
                         "swarm.build-without-image",
                         Some(value.anchor()),
                         path(),
-                        format!("service `{name}` has `build` but no `image`: Swarm nodes can only pull images from a registry"),
+                        format!("service `{name}` has `build` but no `image`: berth names the image `<stack>/{name}`, which nodes other than this one cannot pull"),
                     )
-                    .with_hint("add `image: registry.example.com/name:tag`, then build and push that image before deploying"),
+                    .with_hint("fine on the local engine; for several machines add `image: registry.example.com/name` (or `x-berth.registry`) so berth pushes it where every node can pull it"),
                 );
+            } else if key == "build" {
+                // Swarm ignores `build`, but berth does not: `berth deploy` builds the image itself.
             } else if let Some(hint) = hints::ignored(key) {
                 out.push(
                     Diagnostic::warning(
