@@ -269,7 +269,7 @@ impl Engine {
                 // Only failures from now on count: tasks that died while berth was away (e.g. a
                 // dockerd restart killed them) were replaced by Swarm; a broken release still
                 // fails again, or has paused its update.
-                match self.wait_converged(&stack, &all, now_nanos(), opts.timeout, on).await {
+                match self.wait_converged(&stack, &all, 0, opts.timeout, on).await {
                     Ok(()) => {
                         self.mark_release(&stack, n, ReleaseStatus::Ok).await?;
                         self.mark_live(&stack, n).await?;
