@@ -8,7 +8,7 @@
 
 use crate::apply::ApplyOptions;
 use crate::release::{
-    LABEL_KIND, LABEL_RELEASE, ReleaseStatus, StoredDesired, current_release_of, has_namespace, highest_service_label,
+    LABEL_KIND, LABEL_RELEASE, ReleaseStatus, current_release_of, has_namespace, highest_service_label,
     label,
 };
 use crate::watch::{Event, Failure};
@@ -269,7 +269,7 @@ impl Engine {
                 // Only failures from now on count: tasks that died while berth was away (e.g. a
                 // dockerd restart killed them) were replaced by Swarm; a broken release still
                 // fails again, or has paused its update.
-                match self.wait_converged(&stack, &all, 0, opts.timeout, on).await {
+                match self.wait_converged(&stack, &all, now_nanos(), opts.timeout, on).await {
                     Ok(()) => {
                         self.mark_release(&stack, n, ReleaseStatus::Ok).await?;
                         self.mark_live(&stack, n).await?;
@@ -473,7 +473,7 @@ impl Engine {
         on: &mut (dyn FnMut(Event) + Send),
     ) -> Result<DeployReport, DeployError> {
         let record = self.read_release(stack, n).await?;
-        let mut desired = record.desired.into_desired();
+        let mut desired = record.desired;
         let observed_all = self.observe(stack).await?;
         let observed = without_bookkeeping(observed_all.clone());
         let missing: Vec<&String> = desired
@@ -545,7 +545,7 @@ impl Engine {
         &self,
         stack: &str,
         desired: &Desired,
-        previous: Option<&StoredDesired>,
+        previous: Option<&Desired>,
     ) -> Result<(Vec<String>, u64), EngineError> {
         let d = self.docker();
         let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_OWNER}={stack}")])]);

@@ -33,7 +33,7 @@ pub use apply::{ApplyOptions, ApplyStats, credentials_from_config, registry_cred
 pub use deploy::{DeployError, DeployOptions, DeployReport, without_bookkeeping};
 pub use release::{
     LABEL_KIND as RELEASE_LABEL_KIND, LABEL_RELEASE, LABEL_STATUS, ReleaseInfo, ReleaseRecord, ReleaseStatus,
-    StoredDesired, current_release_of, highest_service_label, release_config_name,
+    current_release_of, highest_service_label, release_config_name,
 };
 pub use swarm::SwarmInfo;
 pub use watch::{Event, Failure, ServiceProgress};

@@ -9,7 +9,7 @@
 use crate::{Engine, EngineError};
 use berth_plan::Desired;
 use berth_plan::desired::{LABEL_NAMESPACE, LABEL_OWNER};
-use bollard::models::{ConfigSpec, NetworkCreateRequest, SecretSpec, ServiceSpec, VolumeCreateRequest};
+use bollard::models::ConfigSpec;
 use bollard::query_parameters::ListConfigsOptions;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -42,67 +42,6 @@ impl ReleaseStatus {
     }
 }
 
-/// The desired state as stored in a release record: [`Desired`] without secret data (and
-/// deserialisable, which [`Desired`] is not).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StoredDesired {
-    /// The stack name.
-    pub stack: String,
-    /// Networks to create.
-    pub networks: BTreeMap<String, NetworkCreateRequest>,
-    /// Volumes to create.
-    pub volumes: BTreeMap<String, VolumeCreateRequest>,
-    /// Secrets, without `Data`.
-    pub secrets: BTreeMap<String, SecretSpec>,
-    /// Configs (with data).
-    pub configs: BTreeMap<String, ConfigSpec>,
-    /// Service specs.
-    pub services: BTreeMap<String, ServiceSpec>,
-    /// External networks.
-    pub external_networks: Vec<String>,
-    /// External secrets.
-    pub external_secrets: Vec<String>,
-    /// External configs.
-    pub external_configs: Vec<String>,
-}
-
-impl StoredDesired {
-    /// The desired state with every secret's data removed.
-    pub fn from_desired(d: &Desired) -> StoredDesired {
-        let mut secrets = d.secrets.clone();
-        for s in secrets.values_mut() {
-            s.data = None;
-        }
-        StoredDesired {
-            stack: d.stack.clone(),
-            networks: d.networks.clone(),
-            volumes: d.volumes.clone(),
-            secrets,
-            configs: d.configs.clone(),
-            services: d.services.clone(),
-            external_networks: d.external_networks.clone(),
-            external_secrets: d.external_secrets.clone(),
-            external_configs: d.external_configs.clone(),
-        }
-    }
-
-    /// Back to a [`Desired`] (secrets without data: they must still exist in the swarm).
-    pub fn into_desired(self) -> Desired {
-        Desired {
-            stack: self.stack,
-            networks: self.networks,
-            volumes: self.volumes,
-            secrets: self.secrets,
-            configs: self.configs,
-            services: self.services,
-            external_networks: self.external_networks,
-            external_secrets: self.external_secrets,
-            external_configs: self.external_configs,
-        }
-    }
-}
-
 /// One release as stored in its config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseRecord {
@@ -111,7 +50,7 @@ pub struct ReleaseRecord {
     /// When it was recorded (RFC 3339, UTC).
     pub created: String,
     /// The desired state (no secret data).
-    pub desired: StoredDesired,
+    pub desired: Desired,
     /// Image of each service (full service name → image reference).
     #[serde(default)]
     pub images: BTreeMap<String, String>,
@@ -309,7 +248,7 @@ impl Engine {
             let record = ReleaseRecord {
                 number,
                 created: rfc3339_now(),
-                desired: StoredDesired::from_desired(desired),
+                desired: desired.without_secret_data(),
                 images: BTreeMap::clone(&images),
                 files: files.to_vec(),
                 status: None,
@@ -490,6 +429,7 @@ pub(crate) fn has_namespace(labels: Option<&HashMap<String, String>>, stack: &st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bollard::models::{SecretSpec, ServiceSpec};
 
     #[test]
     fn base64_encode_round_trips_through_plan_decoder() {
@@ -521,7 +461,7 @@ mod tests {
         let r = ReleaseRecord {
             number: 3,
             created: rfc3339_now(),
-            desired: StoredDesired::from_desired(&d),
+            desired: d.without_secret_data(),
             images: BTreeMap::new(),
             files: vec!["compose.yaml".into()],
             status: None,

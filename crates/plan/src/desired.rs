@@ -12,7 +12,8 @@ pub const LABEL_OWNER: &str = "io.berth.stack";
 /// Everything a stack wants to exist. Names are full Swarm names (`<stack>_<name>` unless the
 /// file gives an explicit `name:`). External objects are listed in `external_*` so the plan can
 /// check they exist but never creates, changes or removes them.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Desired {
     /// The stack (namespace) name.
     pub stack: String,
@@ -35,4 +36,16 @@ pub struct Desired {
     pub external_secrets: Vec<String>,
     /// External configs the services reference (incl. credential specs): must exist before deploying.
     pub external_configs: Vec<String>,
+}
+
+impl Desired {
+    /// The same state with every secret's value removed: what a release record may store. A
+    /// rollback to it finds the secrets by name (content-addressed, so they still hold the values).
+    pub fn without_secret_data(&self) -> Desired {
+        let mut d = self.clone();
+        for s in d.secrets.values_mut() {
+            s.data = None;
+        }
+        d
+    }
 }

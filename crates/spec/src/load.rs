@@ -277,8 +277,36 @@ fn run(
             return fail(sources, all);
         }
     };
-    let documents = parsed.into_iter().map(|(_, n)| n).collect();
+    let mut stack = stack;
+    let documents: Vec<Node> = parsed.into_iter().map(|(_, n)| n).collect();
+    let missing = secret_values(&mut stack, env, &documents);
+    if !missing.is_empty() {
+        let mut all = missing;
+        all.extend(warnings);
+        return fail(sources, all);
+    }
     Ok(Loaded { stack, sources, warnings, documents })
+}
+
+/// Fills [`FileObjectConfig::value`] of every secret whose (merged) `x-berth` block says
+/// `env: NAME` from the interpolation environment. A variable that is not set, or is empty (Swarm
+/// refuses empty secrets), is an error at the `env:` of the last file that declares the secret.
+fn secret_values(stack: &mut Stack, env: &Env, documents: &[Node]) -> Vec<Diagnostic> {
+    use crate::xberth::{SecretSource, SecretValue, missing_secret_env};
+    let mut diags = Vec::new();
+    for (name, obj) in stack.secrets.iter_mut() {
+        let Some(SecretSource::Env(var)) = obj.extras.get("x-berth").and_then(SecretSource::from_json) else {
+            continue;
+        };
+        match env.get(&var) {
+            Some(v) if !v.is_empty() => obj.value = Some(SecretValue::new(v.as_bytes())),
+            other => {
+                let at = documents.iter().rev().find_map(|d| d.at(&["secrets", name, "x-berth", "env"])).map(|n| n.pos);
+                diags.push(missing_secret_env(name, &var, other.is_some(), at));
+            }
+        }
+    }
+    diags
 }
 
 /// Merges per-file stacks with docker/cli's rules.
@@ -1139,6 +1167,9 @@ impl Cx<'_> {
                 );
                 return None;
             }
+        } else if kind == "secret" && obj.file.is_empty() && obj.extras.contains_key("x-berth") {
+            // berth extension: the value is generated or comes from the environment (see
+            // `secret_values`); there is no file to resolve.
         } else {
             // Like docker/cli, also when `file` is empty (the result is the working directory).
             obj.file = abs_path(self.working_dir, &obj.file).to_string_lossy().into_owned();

@@ -892,6 +892,11 @@ pub struct FileObjectConfig {
     /// Template driver (`golang`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub template_driver: String,
+    /// The value of a secret whose `x-berth` block says `env: NAME`, filled by the loader from the
+    /// interpolation environment. Never serialised (so `berth config` shows only the block as
+    /// written) and redacted in `Debug`.
+    #[serde(skip)]
+    pub value: Option<crate::xberth::SecretValue>,
 }
 
 /// A top-level secret.

@@ -160,6 +160,80 @@ pub struct Health {
     pub timeout_ms: u64,
 }
 
+/// Where the value of a top-level secret with an `x-berth` block comes from (instead of `file:`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretSource {
+    /// `generate: 50` (or `true`): a random value of this many characters `[A-Za-z0-9]`, made
+    /// once by the engine when the secret does not exist yet and kept in the swarm from then on.
+    Generate(u32),
+    /// `env: DB_PASSWORD`: the value of this variable of the environment berth runs in (also
+    /// `.env` and `--env-file`s), content-addressed like a `file:` secret.
+    Env(String),
+}
+
+/// Length of a generated secret when `generate: true`.
+pub const GENERATE_DEFAULT_LENGTH: u32 = 50;
+/// Shortest length `generate:` accepts.
+pub const GENERATE_MIN_LENGTH: u32 = 8;
+/// Longest length `generate:` accepts.
+pub const GENERATE_MAX_LENGTH: u32 = 4096;
+
+impl SecretSource {
+    /// Reads a merged secret-level `x-berth` value (already checked by [`check_document`]);
+    /// `None` when it names no source.
+    pub fn from_json(v: &serde_json::Value) -> Option<SecretSource> {
+        let mut cx = Cx::default();
+        cx.secret_source(&Node::from_json(v, Pos::default()), "x-berth")
+    }
+}
+
+/// The value of a secret, kept out of every `Debug` output (shows only its length) and never
+/// serialised.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretValue(Vec<u8>);
+
+impl SecretValue {
+    /// Wraps the bytes of a secret value.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> SecretValue {
+        SecretValue(bytes.into())
+    }
+
+    /// The bytes of the value (only for sending to the engine).
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretValue(<redacted, {} bytes>)", self.0.len())
+    }
+}
+
+/// The error for an `env:` secret whose variable is not set (or empty): names the secret and the
+/// variable, with a hint where to set it. `at` is the position of the variable name in the file.
+pub fn missing_secret_env(secret: &str, var: &str, empty: bool, at: Option<Pos>) -> Diagnostic {
+    let msg = if empty {
+        format!("secret `{secret}` takes its value from the environment variable `{var}`, which is empty")
+    } else {
+        format!("secret `{secret}` takes its value from the environment variable `{var}`, which is not set")
+    };
+    Diagnostic::error("xberth.secret-env", at, format!("secrets.{secret}.x-berth.env"), msg).with_hint(format!(
+        "set `{var}` in the environment berth runs in, in `.env` beside the stack file, or in a file passed with `--env-file`"
+    ))
+}
+
 const TOP_KEYS: &[&str] = &["name", "domain", "domains", "acme", "edge", "static", "registry", "targets", "default_target"];
 const ACME_KEYS: &[&str] = &["email", "directory"];
 const EDGE_KEYS: &[&str] = &["placement", "http_port", "https_port", "hsts", "max_body", "timeout"];
@@ -167,6 +241,7 @@ const STATIC_KEYS: &[&str] = &["path", "volume", "subdir", "spa", "host"];
 const SSH_KEYS: &[&str] = &["ssh", "user", "key", "managers", "edge", "labels", "trust_new_hosts"];
 const AWS_KEYS: &[&str] = &["aws", "region", "profile", "mode", "instance_type", "workers", "hosted_zone", "ssh_cidr"];
 const SERVICE_KEYS: &[&str] = &["routes", "port", "health", "release"];
+const SECRET_KEYS: &[&str] = &["generate", "env"];
 const ROUTE_KEYS: &[&str] = &["path", "host", "strip_prefix", "max_body", "timeout"];
 const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout"];
 
@@ -186,6 +261,13 @@ pub fn check_document(doc: &Node) -> Vec<Diagnostic> {
                     d = d.with_hint(format!("did you mean `{m}`?"));
                 }
                 cx.diags.push(d);
+            }
+        }
+    }
+    if let Some(secrets) = doc.get("secrets").and_then(Node::as_map) {
+        for (name, def) in secrets {
+            if let Some(node) = def.get("x-berth") {
+                cx.secret(name, def, node);
             }
         }
     }
@@ -621,6 +703,83 @@ impl Cx {
         None
     }
 
+    /// Checks a top-level secret's `x-berth` block: exactly one source, and no `file`/`external`/`driver`.
+    fn secret(&mut self, name: &str, def: &Node, node: &Node) {
+        let path = format!("secrets.{name}.x-berth");
+        let Some(source) = self.secret_source(node, &path) else { return };
+        for other in ["file", "external", "driver"] {
+            if let Some(v) = def.get(other) {
+                if other == "external" && matches!(v.value, Value::Bool(false)) {
+                    continue;
+                }
+                let what = match source {
+                    SecretSource::Generate(_) => "generated",
+                    SecretSource::Env(_) => "taken from the environment",
+                };
+                self.diags.push(
+                    Diagnostic::error(
+                        "xberth.secret-conflict",
+                        Some(v.anchor()),
+                        format!("secrets.{name}.{other}"),
+                        format!("secret `{name}` has both `{other}` and an `x-berth` value source (its value is {what})"),
+                    )
+                    .with_hint(format!("remove `{other}` or the `x-berth` block: a secret has one source")),
+                );
+            }
+        }
+    }
+
+    fn secret_source(&mut self, node: &Node, path: &str) -> Option<SecretSource> {
+        let m = self.fields(node, path, SECRET_KEYS)?;
+        let (generate, env) = (m.get("generate"), m.get("env"));
+        if generate.is_some() && env.is_some() {
+            self.diags.push(
+                Diagnostic::error("xberth.secret-source", Some(node.pos), path, "`generate` and `env` cannot be used together")
+                    .with_hint("a secret is either generated once (`generate: 50`) or taken from a variable (`env: NAME`)"),
+            );
+            return None;
+        }
+        if let Some(g) = generate {
+            let p = format!("{path}.generate");
+            return match &g.value {
+                Value::Bool(true) => Some(SecretSource::Generate(GENERATE_DEFAULT_LENGTH)),
+                Value::Int(i) if (GENERATE_MIN_LENGTH as i64..=GENERATE_MAX_LENGTH as i64).contains(i) => Some(SecretSource::Generate(*i as u32)),
+                Value::Int(i) => {
+                    self.diags.push(
+                        Diagnostic::error("xberth.range", Some(g.pos), p, format!("a generated secret of {i} characters is out of range ({GENERATE_MIN_LENGTH} to {GENERATE_MAX_LENGTH})"))
+                            .with_hint(format!("`generate: true` makes {GENERATE_DEFAULT_LENGTH} characters")),
+                    );
+                    None
+                }
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error("xberth.type", Some(g.pos), p, format!("expected `true` or a length, found {}", g.type_name()))
+                            .with_hint(format!("e.g. `generate: {GENERATE_DEFAULT_LENGTH}` (characters A-Z, a-z, 0-9)")),
+                    );
+                    None
+                }
+            };
+        }
+        if let Some(e) = env {
+            let p = format!("{path}.env");
+            let var = self.string(e, &p)?;
+            let valid = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.diags.push(
+                    Diagnostic::error("xberth.secret-env-name", Some(e.pos), p, format!("`{var}` is not an environment variable name"))
+                        .with_hint("write the variable's name, like `env: DB_PASSWORD` (letters, digits and `_`, not starting with a digit)"),
+                );
+                return None;
+            }
+            return Some(SecretSource::Env(var));
+        }
+        self.diags.push(
+            Diagnostic::error("xberth.secret-source", Some(node.anchor()), path, "a secret's `x-berth` needs `generate` or `env`")
+                .with_hint("`generate: 50` makes a random value once; `env: NAME` takes it from an environment variable"),
+        );
+        None
+    }
+
     fn service(&mut self, node: &Node, path: &str) -> ServiceBerth {
         let mut sb = ServiceBerth::default();
         let Some(m) = self.fields(node, path, SERVICE_KEYS) else { return sb };
@@ -913,6 +1072,88 @@ x-berth:
     fn even_manager_counts_warn() {
         let got = check("services: {}\nx-berth:\n  targets:\n    p: { ssh: [a, b, c, d], managers: 2 }\n");
         assert!(got.iter().any(|g| g.contains("use an odd number of managers")), "{got:?}");
+    }
+
+    fn secret_check(def: &str) -> Vec<String> {
+        check(&format!("services: {{}}\nsecrets:\n  key:\n{def}"))
+    }
+
+    #[test]
+    fn secret_sources_generate_and_env_are_accepted() {
+        assert_eq!(secret_check("    x-berth: { generate: 50 }\n"), Vec::<String>::new());
+        assert_eq!(secret_check("    x-berth: { generate: true }\n    labels: [a=b]\n"), Vec::<String>::new());
+        assert_eq!(secret_check("    x-berth: { env: DB_PASSWORD }\n    external: false\n"), Vec::<String>::new());
+        let doc = parse("x-berth: { generate: true }\n", 0).unwrap();
+        assert_eq!(SecretSource::from_json(&doc.get("x-berth").unwrap().to_json()), Some(SecretSource::Generate(50)));
+        let doc = parse("x-berth: { generate: 8 }\n", 0).unwrap();
+        assert_eq!(SecretSource::from_json(&doc.get("x-berth").unwrap().to_json()), Some(SecretSource::Generate(8)));
+        let doc = parse("x-berth: { env: PW }\n", 0).unwrap();
+        assert_eq!(SecretSource::from_json(&doc.get("x-berth").unwrap().to_json()), Some(SecretSource::Env("PW".into())));
+    }
+
+    #[test]
+    fn secret_generate_length_must_be_in_range() {
+        let got = secret_check("    x-berth: { generate: 7 }\n");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("4:26 secrets.key.x-berth.generate") && got[0].contains("out of range (8 to 4096)"), "{got:?}");
+        assert!(secret_check("    x-berth: { generate: 4097 }\n")[0].contains("out of range"));
+        assert_eq!(secret_check("    x-berth: { generate: 4096 }\n"), Vec::<String>::new());
+        let got = secret_check("    x-berth: { generate: false }\n");
+        assert!(got[0].contains("expected `true` or a length, found"), "{got:?}");
+        let got = secret_check("    x-berth: { generate: \"50\" }\n");
+        assert!(got[0].contains("expected `true` or a length"), "{got:?}");
+    }
+
+    #[test]
+    fn secret_needs_exactly_one_source() {
+        let got = secret_check("    x-berth: { generate: 50, env: PW }\n");
+        assert_eq!(got.len(), 1);
+        assert!(got[0].contains("`generate` and `env` cannot be used together"), "{got:?}");
+        let got = secret_check("    x-berth: {}\n");
+        assert!(got[0].starts_with("4:5 secrets.key.x-berth a secret's `x-berth` needs `generate` or `env`"), "{got:?}");
+    }
+
+    #[test]
+    fn secret_source_conflicts_with_file_and_external() {
+        let got = secret_check("    file: ./key.txt\n    x-berth: { env: PW }\n");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("4:5 secrets.key.file secret `key` has both `file` and an `x-berth` value source"), "{got:?}");
+        assert!(got[0].contains("remove `file` or the `x-berth` block"), "{got:?}");
+        let got = secret_check("    external: true\n    x-berth: { generate: 50 }\n");
+        assert!(got[0].contains("has both `external`") && got[0].contains("generated"), "{got:?}");
+    }
+
+    #[test]
+    fn secret_unknown_keys_get_a_suggestion() {
+        let got = secret_check("    x-berth: { generat: 50 }\n");
+        assert!(got.iter().any(|g| g.contains("unknown key `generat`") && g.contains("did you mean `generate`?")), "{got:?}");
+        let got = secret_check("    x-berth: { evn: PW }\n");
+        assert!(got.iter().any(|g| g.contains("did you mean `env`?")), "{got:?}");
+    }
+
+    #[test]
+    fn secret_env_must_be_a_variable_name() {
+        let got = secret_check("    x-berth: { env: 1PW }\n");
+        assert!(got[0].contains("`1PW` is not an environment variable name"), "{got:?}");
+        let got = secret_check("    x-berth: { env: [PW] }\n");
+        assert!(got[0].contains("expected a string"), "{got:?}");
+    }
+
+    #[test]
+    fn secret_value_debug_is_redacted() {
+        let v = SecretValue::new("hunter2-very-secret");
+        assert_eq!(format!("{v:?}"), "SecretValue(<redacted, 19 bytes>)");
+        assert_eq!(v.expose(), b"hunter2-very-secret");
+    }
+
+    #[test]
+    fn missing_secret_env_names_secret_variable_and_where_to_set_it() {
+        let d = missing_secret_env("db_password", "DB_PASSWORD", false, None);
+        assert_eq!(d.path, "secrets.db_password.x-berth.env");
+        assert!(d.message.contains("`db_password`") && d.message.contains("`DB_PASSWORD`") && d.message.contains("not set"));
+        let hint = d.hint.unwrap();
+        assert!(hint.contains("environment") && hint.contains(".env") && hint.contains("--env-file"), "{hint}");
+        assert!(missing_secret_env("a", "B", true, None).message.contains("empty"));
     }
 
     #[test]

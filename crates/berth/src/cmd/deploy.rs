@@ -130,19 +130,9 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
             }
         }
     }
-    let read = |p: &Path| std::fs::read(p);
-    let desired = match berth_plan::convert::desired(
-        &stack_spec,
-        &name,
-        &berth_plan::convert::ConvertOptions { content_addressed: true },
-        &read,
-    ) {
+    let desired = match super::desired(&loaded, &stack_spec, &name) {
         Ok(d) => d,
-        Err(diags) => {
-            let diags = berth_plan::convert::locate(diags, &loaded.documents);
-            super::print_diagnostics(&diags, &loaded.sources);
-            return exit::INVALID;
-        }
+        Err(code) => return code,
     };
     let release_commands: BTreeMap<String, Vec<Vec<String>>> = loaded
         .stack

@@ -182,19 +182,9 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
     };
     print_diagnostics(&loaded.warnings, &loaded.sources);
     let name = stack_name(args, &loaded);
-    let read = |p: &Path| std::fs::read(p);
-    let desired = match berth_plan::convert::desired(
-        &loaded.stack,
-        &name,
-        &berth_plan::convert::ConvertOptions { content_addressed: true },
-        &read,
-    ) {
+    let desired = match desired(&loaded, &loaded.stack, &name) {
         Ok(d) => d,
-        Err(diags) => {
-            let diags = berth_plan::convert::locate(diags, &loaded.documents);
-            print_diagnostics(&diags, &loaded.sources);
-            return exit::INVALID;
-        }
+        Err(code) => return code,
     };
     let observed = match observed {
         Some(path) => match std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| {
@@ -216,6 +206,19 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
         print!("{}", berth_plan::render::render_text(&plan));
     }
     if detailed && !plan.is_empty() { exit::CHANGES } else { exit::OK }
+}
+
+/// Converts a loaded stack (`stack`: `loaded.stack`, or a copy with built image names) into the
+/// desired state with content-addressed secrets/configs; on failure prints the diagnostics at
+/// their places and returns exit code 1.
+pub(crate) fn desired(loaded: &Loaded, stack: &berth_spec::Stack, name: &str) -> Result<berth_plan::Desired, u8> {
+    let read = |p: &Path| std::fs::read(p);
+    let opts = berth_plan::convert::ConvertOptions { content_addressed: true };
+    berth_plan::convert::desired(stack, name, &opts, &read).map_err(|diags| {
+        let diags = berth_plan::convert::locate(diags, &loaded.documents);
+        print_diagnostics(&diags, &loaded.sources);
+        exit::INVALID
+    })
 }
 
 /// The engine target: `--target`, else `x-berth.default_target`, else `local`. Targets other than

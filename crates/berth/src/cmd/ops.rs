@@ -266,19 +266,9 @@ pub fn run(stack: &StackArgs, service: &str, command: &[String]) -> u8 {
         Err(c) => return c,
     };
     let name = super::stack_name(stack, &loaded);
-    let read = |p: &std::path::Path| std::fs::read(p);
-    let desired = match berth_plan::convert::desired(
-        &loaded.stack,
-        &name,
-        &berth_plan::convert::ConvertOptions { content_addressed: true },
-        &read,
-    ) {
+    let desired = match super::desired(&loaded, &loaded.stack, &name) {
         Ok(d) => d,
-        Err(diags) => {
-            let diags = berth_plan::convert::locate(diags, &loaded.documents);
-            super::print_diagnostics(&diags, &loaded.sources);
-            return exit::INVALID;
-        }
+        Err(code) => return code,
     };
     let short = service.strip_prefix(&format!("{name}_")).unwrap_or(service);
     let full = format!("{name}_{short}");
