@@ -124,13 +124,13 @@ impl State {
         let mut s = self.clone();
         s.env = format!("t{k}");
         s.image = if k % 2 == 1 { images::V2 } else { images::V1 };
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             s.secret = format!("secret-{k}");
         }
-        if k % 3 == 0 {
+        if k.is_multiple_of(3) {
             s.config = format!("config-{k}");
         }
-        if k % 4 == 0 {
+        if k.is_multiple_of(4) {
             s.extra = !s.extra;
         }
         s
@@ -426,8 +426,13 @@ fn killing_deploy_at_random_points_then_redeploying_converges() {
     check_converged(dir.path(), STACK, &state, &out).unwrap();
     println!("full deploy of a change: {:.1} s", full.as_secs_f64());
 
-    let mut rows = Vec::new();
-    for k in 1..=trials {
+    // `trials` kills: a deploy that finished before its kill time does not count (at most
+    // 2 × trials deploys in all).
+    let mut rows: Vec<Row> = Vec::new();
+    for k in 1..=2 * trials {
+        if rows.iter().filter(|r| r.phase != "finished").count() >= trials {
+            break;
+        }
         state = state.trial(k);
         state.write(dir.path());
         let delay = Duration::from_millis(rng.below(full.as_millis().max(1) as u64));
@@ -464,8 +469,11 @@ fn killing_deploy_at_random_points_then_redeploying_converges() {
         }
     }
     println!("{}", table(seed, full, &rows));
-    // The kills landed in different phases (not all before or after the deploy).
+    let kills = rows.iter().filter(|r| r.phase != "finished").count();
+    assert!(kills >= trials, "only {kills} of {} deploys were killed before they finished", rows.len());
+    // The kills landed in different phases.
     let phases: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.phase).collect();
+    println!("{kills} kills in {} trials; phases reached: {phases:?}", rows.len());
     assert!(trials < 10 || phases.len() >= 3, "kills hit too few phases: {phases:?}");
 }
 
@@ -673,4 +681,59 @@ fn unfinished_release_whose_tasks_died_meanwhile_converges_on_redeploy() {
     assert_eq!(o.status.code(), Some(0), "{e}");
     assert!(e.contains("did not finish: waiting for it to converge"), "{e}");
     check_converged(dir.path(), STACK, &state, &format!("{killed_out}{e}")).unwrap();
+}
+
+#[test]
+fn paused_update_of_an_unfinished_release_is_resumed_by_redeploy() {
+    // Regression: when Swarm paused a release's rolling update (a new task failed, e.g. the
+    // transient "unable to remount dir as readonly ... device or resource busy" of a secret mount
+    // on dockerd 20.10) while berth was away, the next deploy found an empty plan and reported the
+    // pause again forever; it now resumes the update.
+    let _serial = lock();
+    images::ensure();
+    const STACK: &str = "t-crash-5";
+    let _guard = Cleanup(STACK);
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crash/paused.yaml"))
+        .expect("paused fixture");
+    let write = |image: &str, mount: &Path| {
+        std::fs::create_dir_all(mount).unwrap();
+        let text = fixture.replace("@IMAGE@", image).replace("@DIR@", mount.to_str().unwrap());
+        std::fs::write(dir.path().join("compose.yaml"), text).unwrap();
+    };
+    let (good, bad) = (dir.path().join("tmp1"), dir.path().join("tmp2"));
+    write(images::V1, &good);
+    let o = berth(dir.path(), STACK, &["deploy", "--plain", "--timeout", "60"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+
+    // v2's tasks are unhealthy: Swarm pauses the update, berth leaves it (no rollback).
+    write(images::V2, &bad);
+    std::fs::write(bad.join("unhealthy"), "").unwrap();
+    let o = berth(dir.path(), STACK, &["deploy", "--plain", "--timeout", "60", "--no-rollback"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    let web = format!("{STACK}_web");
+    let start = Instant::now();
+    while docker_ok(&["service", "inspect", &web, "--format", "{{.UpdateStatus.State}}"]).trim() != "paused" {
+        assert!(start.elapsed() < Duration::from_secs(30), "the update of {web} did not pause");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The cause goes away; deploying the same files again finishes the release.
+    std::fs::remove_file(bad.join("unhealthy")).unwrap();
+    let o = berth(dir.path(), STACK, &["deploy", "--plain", "--timeout", "60"]);
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert!(e.contains("resuming the update Swarm paused: t-crash-5_web"), "{e}");
+    let ps = docker_ok(&[
+        "service",
+        "ps",
+        &web,
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.Image}} {{.CurrentState}}",
+    ]);
+    assert!(ps.lines().count() == 1 && ps.starts_with(&format!("{} Running", images::V2)), "{ps}");
+    let o = berth(dir.path(), STACK, &["deploy", "--plain"]);
+    assert!(text(&o.stderr).contains("is up to date"), "{}", text(&o.stderr));
 }

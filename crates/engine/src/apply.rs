@@ -12,7 +12,7 @@ use berth_plan::convert::resolve_references;
 use berth_plan::desired::LABEL_OWNER;
 use berth_plan::{Action, Plan};
 use bollard::auth::DockerCredentials;
-use bollard::models::ServiceSpec;
+use bollard::models::{SecretSpec, ServiceSpec};
 use bollard::query_parameters::{ListConfigsOptions, ListSecretsOptions, RemoveVolumeOptions, UpdateServiceOptions};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -78,14 +78,26 @@ impl Engine {
                 }
                 Action::CreateSecret { name, spec } => {
                     on(step("create", "secret", name));
-                    if spec.data.is_none() && spec.driver.is_none() {
+                    let generated = generated_length(spec);
+                    if spec.data.is_none() && spec.driver.is_none() && generated.is_none() {
                         return Err(EngineError::Refused {
                             message: format!("secret {name} no longer exists in the swarm and its value is not stored"),
                             hint: Some("deploy from the stack files instead (`berth deploy`)".into()),
                         });
                     }
+                    let spec = match generated {
+                        Some(len) if spec.data.is_none() && spec.driver.is_none() => {
+                            // The value exists only in this request and then in the swarm.
+                            let value = generate_secret_value(len).map_err(|e| EngineError::Refused {
+                                message: format!("cannot generate a value for secret {name}: {e}"),
+                                hint: Some("the operating system's random number generator failed".into()),
+                            })?;
+                            SecretSpec { data: Some(base64_encode(&value)), ..spec.clone() }
+                        }
+                        _ => spec.clone(),
+                    };
                     stats.writes += 1;
-                    match d.create_secret(spec.clone()).await {
+                    match d.create_secret(spec).await {
                         Ok(_) => {}
                         Err(e) if is_conflict(&e) => {}
                         Err(e) => return Err(EngineError::Api { call: "create secret", source: e }),
@@ -223,6 +235,45 @@ impl Engine {
 }
 
 /// An API error of a service create/update, made clearer where we can (ports in use).
+/// The length of a secret berth generates (label [`LABEL_GENERATED`]), if it is one and the label is
+/// a valid length.
+fn generated_length(spec: &SecretSpec) -> Option<usize> {
+    berth_plan::plan::generated_length(spec)?.parse().ok().filter(|n| (1..=65_536).contains(n))
+}
+
+/// Characters of a generated secret value.
+const GENERATED_ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A random value of `len` characters `[A-Za-z0-9]` from the operating system's RNG, uniformly
+/// distributed (rejection sampling: bytes >= 248 are drawn again).
+pub fn generate_secret_value(len: usize) -> Result<Vec<u8>, getrandom::Error> {
+    let mut out = Vec::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        getrandom::getrandom(&mut buf)?;
+        for &b in &buf {
+            if b < 248 && out.len() < len {
+                out.push(GENERATED_ALPHABET[usize::from(b % 62)]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Standard base64 with padding (what the Engine API wants in `Data`).
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            out.push(if i <= c.len() { T[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
 fn service_error(name: &str, call: &'static str, e: bollard::errors::Error) -> EngineError {
     let text = e.to_string();
     if text.contains("already in use") || text.contains("port") && text.contains("in use") {
@@ -312,6 +363,36 @@ pub fn credentials_from_config(config_json: &[u8], image: &str) -> Option<Docker
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_secret_values_have_the_length_and_alphabet_and_differ() {
+        let a = generate_secret_value(50).unwrap();
+        let b = generate_secret_value(50).unwrap();
+        assert_eq!(a.len(), 50);
+        assert!(a.iter().all(u8::is_ascii_alphanumeric), "{a:?}");
+        assert_ne!(a, b);
+        assert_eq!(generate_secret_value(4096).unwrap().len(), 4096);
+    }
+
+    #[test]
+    fn base64_matches_the_plan_decoder() {
+        for s in ["", "a", "ab", "abc", "hello world", "\u{0}\u{ff}"] {
+            let e = base64_encode(s.as_bytes());
+            assert_eq!(berth_plan::plan::decode_base64(&e).unwrap(), s.as_bytes(), "{e}");
+        }
+        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
+    }
+
+    #[test]
+    fn generated_label_is_read_as_a_length() {
+        let spec = |v: &str| SecretSpec {
+            labels: Some([(berth_plan::convert::LABEL_GENERATED.to_string(), v.to_string())].into()),
+            ..Default::default()
+        };
+        assert_eq!(generated_length(&spec("50")), Some(50));
+        assert_eq!(generated_length(&spec("x")), None);
+        assert_eq!(generated_length(&SecretSpec::default()), None);
+    }
 
     #[test]
     fn registry_of_tells_hub_from_private_registries() {

@@ -8,8 +8,7 @@
 
 use crate::apply::ApplyOptions;
 use crate::release::{
-    LABEL_KIND, LABEL_RELEASE, ReleaseStatus, current_release_of, has_namespace, highest_service_label,
-    label,
+    LABEL_KIND, LABEL_RELEASE, ReleaseStatus, current_release_of, has_namespace, highest_service_label, label,
 };
 use crate::watch::{Event, Failure};
 use crate::{Engine, EngineError, RunSpec};
@@ -178,6 +177,33 @@ fn pending_release(stack: &str, observed_all: &Observed) -> Option<u64> {
     (!observed_all.configs.contains_key(&ok) && highest_service_label(observed_all) == Some(newest)).then_some(newest)
 }
 
+/// Updates (with the same spec) for the services whose rolling update Swarm paused, e.g. while
+/// berth was away and a new task failed to start: an update resets Swarm's update status and
+/// resumes the rollout. A release that is really broken pauses again and is reported.
+fn resume_paused(desired: &Desired, observed: &Observed) -> Plan {
+    use bollard::models::ServiceUpdateStatusStateEnum as U;
+    let actions = observed
+        .services
+        .iter()
+        .filter(|(_, s)| s.update_status.as_ref().and_then(|u| u.state) == Some(U::PAUSED))
+        .filter_map(|(name, s)| {
+            let mut spec = desired.services.get(name)?.clone();
+            let force = s.spec.as_ref().and_then(|s| s.task_template.as_ref()).and_then(|t| t.force_update);
+            if let Some(t) = spec.task_template.as_mut() {
+                t.force_update = force;
+            }
+            Some(Action::UpdateService {
+                name: name.clone(),
+                id: s.id.clone()?,
+                version: s.version.as_ref()?.index?,
+                spec,
+                changes: Vec::new(),
+            })
+        })
+        .collect();
+    Plan { stack: desired.stack.clone(), actions, notes: Vec::new() }
+}
+
 /// Drops berth's bookkeeping objects (release records, one-off runs) from an observation, so the
 /// plan neither sees nor prunes them.
 pub fn without_bookkeeping(mut observed: Observed) -> Observed {
@@ -265,6 +291,12 @@ impl Engine {
             report.up_to_date = true;
             if let Some(n) = unfinished {
                 on(Event::Message(format!("release {n} did not finish: waiting for it to converge")));
+                let resume = resume_paused(&desired, &observed);
+                if !resume.is_empty() {
+                    let names: Vec<&str> = resume.actions.iter().map(|a| a.name()).collect();
+                    on(Event::Message(format!("release {n}: resuming the update Swarm paused: {}", names.join(", "))));
+                    report.writes += self.apply_with(&resume, &ApplyOptions { release: Some(n) }, on).await?.writes;
+                }
                 let all: Vec<String> = desired.services.keys().cloned().collect();
                 // Only failures from now on count: tasks that died while berth was away (e.g. a
                 // dockerd restart killed them) were replaced by Swarm; a broken release still
@@ -479,7 +511,13 @@ impl Engine {
         let missing: Vec<&String> = desired
             .secrets
             .iter()
-            .filter(|(name, s)| s.data.is_none() && s.driver.is_none() && !observed.secrets.contains_key(*name))
+            // Generated secrets are made again by `apply` when missing.
+            .filter(|(name, s)| {
+                s.data.is_none()
+                    && s.driver.is_none()
+                    && berth_plan::plan::generated_length(s).is_none()
+                    && !observed.secrets.contains_key(*name)
+            })
             .map(|(name, _)| name)
             .collect();
         if !missing.is_empty() {

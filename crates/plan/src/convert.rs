@@ -22,6 +22,7 @@ use berth_spec::model::{
     FileObjectConfig, FileReferenceConfig, HealthCheckConfig, NetworkConfig, Service, ServiceVolumeConfig, Stack,
     UpdateConfig, VolumeConfig,
 };
+use berth_spec::xberth::SecretSource;
 use bollard_stubs::models::{
     ConfigSpec, Driver, EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, GenericResourcesInner, GenericResourcesInnerDiscreteResourceSpec, HealthConfig,
@@ -38,6 +39,10 @@ use bollard_stubs::models::{
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+
+/// Label on a secret whose value the engine generates (`x-berth: { generate: N }`); the value is
+/// the length in characters. Such a secret has no `Data` in the desired state.
+pub const LABEL_GENERATED: &str = "io.berth.generated";
 
 /// Label docker/cli puts on a service with the image as written in the file.
 pub const LABEL_IMAGE: &str = "com.docker.stack.image";
@@ -83,7 +88,7 @@ pub fn desired(
     let secret_names = cx.file_objects("secrets", &stack.secrets, opts, read, |name, spec, obj| {
         let mut s = SecretSpec { name: Some(name.clone()), labels: Some(spec.labels), ..Default::default() };
         if obj.driver.is_empty() {
-            s.data = Some(spec.data);
+            s.data = spec.data;
         } else {
             s.driver = Some(Driver { name: obj.driver.clone(), options: opt_map(&obj.driver_opts) });
         }
@@ -94,7 +99,7 @@ pub fn desired(
         let c = ConfigSpec {
             name: Some(name.clone()),
             labels: Some(spec.labels),
-            data: Some(spec.data),
+            data: spec.data,
             templating: templating(obj),
         };
         out.configs.insert(name, c);
@@ -239,7 +244,8 @@ struct Resolved {
 /// What `file_objects` hands back for one non-external object.
 struct ObjSpec {
     labels: HashMap<String, String>,
-    data: String,
+    /// Base64 content; `None` for a generated secret (the engine makes the value).
+    data: Option<String>,
 }
 
 struct Cx<'a> {
@@ -293,8 +299,35 @@ impl Cx<'_> {
             }
             let base = if obj.name.is_empty() { self.scope(key) } else { obj.name.clone() };
             let driver_secret = kind == "secrets" && !obj.driver.is_empty();
+            let source =
+                if kind == "secrets" { obj.extras.get("x-berth").and_then(SecretSource::from_json) } else { None };
+            if let Some(SecretSource::Generate(length)) = source {
+                // A fixed name: the value does not exist until the engine makes it, and it is kept
+                // for as long as the secret is declared.
+                let mut labels = self.object_labels(&obj.labels);
+                labels.insert(LABEL_GENERATED.into(), length.to_string());
+                emit(base.clone(), ObjSpec { labels, data: None }, obj);
+                names.insert(key.clone(), Resolved { name: base, external: false });
+                continue;
+            }
             let data = if driver_secret {
                 Vec::new()
+            } else if let Some(SecretSource::Env(var)) = &source {
+                match &obj.value {
+                    Some(v) => v.expose().to_vec(),
+                    None => {
+                        self.err_hint(
+                            "convert.secret-env",
+                            format!("{kind}.{key}.x-berth.env"),
+                            format!(
+                                "the value of secret `{key}` (from the environment variable `{var}`) was not loaded"
+                            ),
+                            format!("set `{var}` in the environment, in `.env` or in an `--env-file`"),
+                        );
+                        names.insert(key.clone(), Resolved { name: base, external: false });
+                        continue;
+                    }
+                }
             } else if obj.file.is_empty() {
                 let what = &kind[..kind.len() - 1];
                 self.err_hint(
@@ -321,7 +354,7 @@ impl Cx<'_> {
                 }
             };
             let name = if opts.content_addressed && !driver_secret { format!("{base}_{}", hash8(&data)) } else { base };
-            emit(name.clone(), ObjSpec { labels: self.object_labels(&obj.labels), data: base64(&data) }, obj);
+            emit(name.clone(), ObjSpec { labels: self.object_labels(&obj.labels), data: Some(base64(&data)) }, obj);
             names.insert(key.clone(), Resolved { name, external: false });
         }
         names

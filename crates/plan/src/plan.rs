@@ -11,6 +11,7 @@
 //! services; remove secrets, configs, networks, volumes. Within a group, by name. Objects the
 //! desired state lists as external are never removed.
 
+use crate::convert::LABEL_GENERATED;
 use crate::desired::{LABEL_NAMESPACE, LABEL_OWNER};
 pub use crate::diff::Change;
 use crate::diff::{CanonContext, canonical_service_spec, diff_values, prune_empty};
@@ -314,6 +315,9 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Plan 
     for (name, spec) in &desired.secrets {
         match observed.secrets.get(name) {
             None => creates.push(Action::CreateSecret { name: name.clone(), spec: spec.clone() }),
+            Some(obs) if generated_length(spec).is_some() => {
+                check_generated(name, spec, &obs.spec.clone().unwrap_or_default(), stack, &mut notes)
+            }
             Some(obs) => {
                 let o = obs.spec.clone().unwrap_or_default();
                 check_immutable(
@@ -629,6 +633,48 @@ fn check_immutable(
          configs) or remove the existing {kind} first",
         what.join("; ")
     ));
+}
+
+/// The length label of a secret the engine generates (`None` for any other secret).
+pub fn generated_length(spec: &SecretSpec) -> Option<&str> {
+    spec.labels.as_ref().and_then(|l| l.get(LABEL_GENERATED)).map(String::as_str)
+}
+
+/// An existing secret of the name of a generated one: it is used as it is, never replaced (its value
+/// cannot be compared and would be lost). Labels that differ only give a note.
+fn check_generated(name: &str, desired: &SecretSpec, observed: &SecretSpec, stack: &str, notes: &mut Vec<String>) {
+    let owner = owner_of(observed.labels.as_ref(), stack);
+    if owner == Owner::Foreign {
+        notes.push(format!(
+            "note: secret {name} already exists outside stack {stack} (no label {LABEL_NAMESPACE}={stack}); \
+             using its value instead of generating one"
+        ));
+        return;
+    }
+    let mut changes = Vec::new();
+    let canon = |s: &SecretSpec| {
+        let mut v = canon_secret(&SecretSpec { data: None, ..s.clone() });
+        if let Some(l) = v.get_mut("Labels").and_then(Value::as_object_mut) {
+            l.remove(LABEL_OWNER);
+        }
+        prune_empty(&mut v);
+        v
+    };
+    diff_values("", &canon(observed), &canon(desired), &mut changes);
+    if !changes.is_empty() {
+        let what: Vec<String> = changes
+            .iter()
+            .map(|c| {
+                let show = |v: &Option<Value>| v.as_ref().map_or("(none)".to_string(), |v| v.to_string());
+                format!("{}: {} -> {}", c.path, show(&c.old), show(&c.new))
+            })
+            .collect();
+        notes.push(format!(
+            "note: secret {name} was generated earlier and is kept with its value ({}); to generate a new value, \
+             remove the secret from the swarm (its value is lost) or give it another name",
+            what.join("; ")
+        ));
+    }
 }
 
 fn canon_network_desired(n: &NetworkCreateRequest) -> Value {

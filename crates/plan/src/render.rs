@@ -1,12 +1,13 @@
 //! Human-readable rendering of a [`Plan`], in the style of `terraform plan`.
 
-use crate::plan::{Action, Change, Plan, config_text, redacted, short_hash};
+use crate::plan::{Action, Change, Plan, config_text, generated_length, redacted, short_hash};
 use std::fmt::Write;
 
 /// Render a plan as text: one line per action (`+ create network demo_default`,
 /// `~ update service demo_web` followed by indented `- old` / `+ new` lines per changed field,
 /// `- remove secret demo_pw_1a2b3c4d`), then the notes, then a summary line. Secret data never
-/// appears (only `(sensitive, sha256:xxxxxxxx)`); config data only as its size and hash.
+/// appears (only `(sensitive, sha256:xxxxxxxx)`, or `(generated, 50 characters)` for a secret the
+/// engine generates); config data only as its size and hash.
 pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
     let (mut create, mut update, mut remove) = (0, 0, 0);
@@ -25,6 +26,9 @@ pub fn render_text(plan: &Plan) -> String {
             Action::CreateSecret { name, spec } => {
                 create += 1;
                 let what = match (&spec.data, &spec.driver) {
+                    (None, None) if let Some(len) = generated_length(spec) => {
+                        format!("(generated, {len} characters)")
+                    }
                     (Some(d), _) => redacted(d),
                     (None, Some(drv)) => format!("(from driver {})", drv.name),
                     (None, None) => "(no data)".to_string(),

@@ -234,7 +234,8 @@ pub fn missing_secret_env(secret: &str, var: &str, empty: bool, at: Option<Pos>)
     ))
 }
 
-const TOP_KEYS: &[&str] = &["name", "domain", "domains", "acme", "edge", "static", "registry", "targets", "default_target"];
+const TOP_KEYS: &[&str] =
+    &["name", "domain", "domains", "acme", "edge", "static", "registry", "targets", "default_target"];
 const ACME_KEYS: &[&str] = &["email", "directory"];
 const EDGE_KEYS: &[&str] = &["placement", "http_port", "https_port", "hsts", "max_body", "timeout"];
 const STATIC_KEYS: &[&str] = &["path", "volume", "subdir", "spa", "host"];
@@ -250,13 +251,23 @@ const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout"];
 /// routes need a `port`, static volumes must be declared, no two services claim the same route.
 pub fn check_document(doc: &Node) -> Vec<Diagnostic> {
     let mut cx = Cx::default();
-    let volumes: Vec<&str> = doc.get("volumes").and_then(Node::as_map).map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    let volumes: Vec<&str> =
+        doc.get("volumes").and_then(Node::as_map).map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
     if let Some(top) = doc.get("x-berth") {
         let x = cx.top(top, "x-berth");
         for (i, s) in x.statics.iter().enumerate() {
             if doc.get("volumes").is_some() && !volumes.contains(&s.volume.as_str()) {
-                let at = top.at(&["static"]).and_then(|n| n.as_seq()).and_then(|s| s.get(i)).map(|n| n.get("volume").map(Node::pos_of).unwrap_or(n.pos));
-                let mut d = Diagnostic::error("xberth.volume", at, format!("x-berth.static[{i}].volume"), format!("volume `{}` is not declared in the top-level `volumes:`", s.volume));
+                let at = top
+                    .at(&["static"])
+                    .and_then(|n| n.as_seq())
+                    .and_then(|s| s.get(i))
+                    .map(|n| n.get("volume").map(Node::pos_of).unwrap_or(n.pos));
+                let mut d = Diagnostic::error(
+                    "xberth.volume",
+                    at,
+                    format!("x-berth.static[{i}].volume"),
+                    format!("volume `{}` is not declared in the top-level `volumes:`", s.volume),
+                );
                 if let Some(m) = did_you_mean(&s.volume, volumes.iter().copied()) {
                     d = d.with_hint(format!("did you mean `{m}`?"));
                 }
@@ -279,15 +290,25 @@ pub fn check_document(doc: &Node) -> Vec<Diagnostic> {
             let sb = cx.service(node, &path);
             if !sb.routes.is_empty() && sb.port.is_none() {
                 cx.diags.push(
-                    Diagnostic::error("xberth.port", Some(node.anchor()), path.clone(), "a service with `routes` needs a `port`")
-                        .with_hint("add `port: 8000` (the port the container listens on)"),
+                    Diagnostic::error(
+                        "xberth.port",
+                        Some(node.anchor()),
+                        path.clone(),
+                        "a service with `routes` needs a `port`",
+                    )
+                    .with_hint("add `port: 8000` (the port the container listens on)"),
                 );
             }
             for (i, r) in sb.routes.iter().enumerate() {
                 let key = (r.host.clone(), r.path.clone());
                 if let Some(other) = claimed.get(&key) {
                     let at = node.get("routes").and_then(Node::as_seq).and_then(|s| s.get(i)).map(|n| n.pos);
-                    cx.diags.push(Diagnostic::error("xberth.route-taken", at, format!("{path}.routes[{i}]"), format!("route `{}` is already routed to service `{other}`", r.path)));
+                    cx.diags.push(Diagnostic::error(
+                        "xberth.route-taken",
+                        at,
+                        format!("{path}.routes[{i}]"),
+                        format!("route `{}` is already routed to service `{other}`", r.path),
+                    ));
                 } else {
                     claimed.insert(key, name.clone());
                 }
@@ -313,8 +334,11 @@ impl XBerth {
     /// All routes and statics of the stack, for the edge: `(service, route)` pairs sorted so the
     /// longest prefix comes first.
     pub fn routes<'a>(services: impl IntoIterator<Item = (&'a str, &'a ServiceBerth)>) -> Vec<(&'a str, &'a Route)> {
-        let mut all: Vec<(&str, &Route)> = services.into_iter().flat_map(|(n, s)| s.routes.iter().map(move |r| (n, r))).collect();
-        all.sort_by(|a, b| b.1.path.len().cmp(&a.1.path.len()).then_with(|| a.1.path.cmp(&b.1.path)).then_with(|| a.0.cmp(b.0)));
+        let mut all: Vec<(&str, &Route)> =
+            services.into_iter().flat_map(|(n, s)| s.routes.iter().map(move |r| (n, r))).collect();
+        all.sort_by(|a, b| {
+            b.1.path.len().cmp(&a.1.path.len()).then_with(|| a.1.path.cmp(&b.1.path)).then_with(|| a.0.cmp(b.0))
+        });
         all
     }
 }
@@ -350,7 +374,12 @@ impl Cx {
         };
         for (k, v) in m {
             if !allowed.contains(&k.as_str()) {
-                let mut d = Diagnostic::error("xberth.unknown-key", Some(v.anchor()), format!("{path}.{k}"), format!("unknown key `{k}` in `{path}`"));
+                let mut d = Diagnostic::error(
+                    "xberth.unknown-key",
+                    Some(v.anchor()),
+                    format!("{path}.{k}"),
+                    format!("unknown key `{k}` in `{path}`"),
+                );
                 d = match did_you_mean(k, allowed.iter().copied()) {
                     Some(m) => d.with_hint(format!("did you mean `{m}`?")),
                     None => d.with_hint(format!("allowed here: {}", allowed.join(", "))),
@@ -399,7 +428,9 @@ impl Cx {
     fn strings(&mut self, node: &Node, path: &str) -> Vec<String> {
         match &node.value {
             Value::Str(s) => vec![s.clone()],
-            Value::Seq(items) => items.iter().enumerate().filter_map(|(i, n)| self.string(n, &format!("{path}[{i}]"))).collect(),
+            Value::Seq(items) => {
+                items.iter().enumerate().filter_map(|(i, n)| self.string(n, &format!("{path}[{i}]"))).collect()
+            }
             _ => {
                 self.expected(node, path, "a string or a list of strings");
                 vec![]
@@ -450,7 +481,12 @@ impl Cx {
         let ok = !s.is_empty()
             && s.len() <= 253
             && s.split('.').enumerate().all(|(i, l)| {
-                !l.is_empty() && l.len() <= 63 && (l == "*" && i == 0 || l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-'))
+                !l.is_empty()
+                    && l.len() <= 63
+                    && (l == "*" && i == 0
+                        || l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                            && !l.starts_with('-')
+                            && !l.ends_with('-'))
             });
         if !ok {
             self.diags.push(
@@ -467,7 +503,10 @@ impl Cx {
         let Some(m) = self.fields(node, path, TOP_KEYS) else { return x };
         if let Some(n) = m.get("name") {
             if let Some(s) = self.string(n, &format!("{path}.name")) {
-                if s.is_empty() || !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') || !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                if s.is_empty()
+                    || !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+                    || !s.starts_with(|c: char| c.is_ascii_alphanumeric())
+                {
                     self.err("xberth.name", n, &format!("{path}.name"), format!("stack name `{s}` must be lower-case letters, digits, `-` and `_`, starting with a letter or digit"));
                 } else {
                     x.name = Some(s);
@@ -475,7 +514,12 @@ impl Cx {
             }
         }
         if m.contains_key("domain") && m.contains_key("domains") {
-            self.err("xberth.conflict", &m["domains"], &format!("{path}.domains"), "give either `domain` or `domains`, not both".into());
+            self.err(
+                "xberth.conflict",
+                &m["domains"],
+                &format!("{path}.domains"),
+                "give either `domain` or `domains`, not both".into(),
+            );
         }
         for key in ["domain", "domains"] {
             if let Some(n) = m.get(key) {
@@ -485,7 +529,9 @@ impl Cx {
                     _ => vec![n],
                 };
                 for (i, item) in items.into_iter().enumerate() {
-                    if let Some(h) = self.hostname(item, &if n.as_seq().is_some() { format!("{p}[{i}]") } else { p.clone() }) {
+                    if let Some(h) =
+                        self.hostname(item, &if n.as_seq().is_some() { format!("{p}[{i}]") } else { p.clone() })
+                    {
                         x.domains.push(h);
                     }
                 }
@@ -500,19 +546,36 @@ impl Cx {
                         ok
                     }),
                     None => {
-                        self.diags.push(Diagnostic::error("xberth.required", Some(n.anchor()), p.clone(), "`acme` needs an `email`").with_hint("the ACME server sends expiry warnings there"));
+                        self.diags.push(
+                            Diagnostic::error(
+                                "xberth.required",
+                                Some(n.anchor()),
+                                p.clone(),
+                                "`acme` needs an `email`",
+                            )
+                            .with_hint("the ACME server sends expiry warnings there"),
+                        );
                         None
                     }
                 };
                 let directory = match a.get("directory") {
-                    Some(d) => match self.string(d, &format!("{p}.directory")) {
-                        Some(s) if ["letsencrypt", "letsencrypt-staging", "local"].contains(&s.as_str()) || s.starts_with("https://") || s.starts_with("http://127.") || s.starts_with("http://localhost") => s,
-                        Some(s) => {
-                            self.diags.push(Diagnostic::error("xberth.acme-directory", Some(d.pos), format!("{p}.directory"), format!("`{s}` is not an ACME directory")).with_hint("use `letsencrypt`, `letsencrypt-staging`, `local` or an https:// directory URL"));
-                            "letsencrypt".into()
+                    Some(d) => {
+                        match self.string(d, &format!("{p}.directory")) {
+                            Some(s)
+                                if ["letsencrypt", "letsencrypt-staging", "local"].contains(&s.as_str())
+                                    || s.starts_with("https://")
+                                    || s.starts_with("http://127.")
+                                    || s.starts_with("http://localhost") =>
+                            {
+                                s
+                            }
+                            Some(s) => {
+                                self.diags.push(Diagnostic::error("xberth.acme-directory", Some(d.pos), format!("{p}.directory"), format!("`{s}` is not an ACME directory")).with_hint("use `letsencrypt`, `letsencrypt-staging`, `local` or an https:// directory URL"));
+                                "letsencrypt".into()
+                            }
+                            None => "letsencrypt".into(),
                         }
-                        None => "letsencrypt".into(),
-                    },
+                    }
                     None => "letsencrypt".into(),
                 };
                 if let Some(email) = email {
@@ -556,13 +619,23 @@ impl Cx {
                         let volume = s.get("volume").and_then(|v| self.string(v, &format!("{ip}.volume")));
                         for (k, v) in [("path", &path_), ("volume", &volume)] {
                             if v.is_none() && !s.contains_key(k) {
-                                self.diags.push(Diagnostic::error("xberth.required", Some(item.pos), ip.clone(), format!("a static entry needs `{k}`")));
+                                self.diags.push(Diagnostic::error(
+                                    "xberth.required",
+                                    Some(item.pos),
+                                    ip.clone(),
+                                    format!("a static entry needs `{k}`"),
+                                ));
                             }
                         }
                         let subdir = s.get("subdir").and_then(|v| self.string(v, &format!("{ip}.subdir")));
                         if let (Some(sd), Some(node)) = (&subdir, s.get("subdir")) {
                             if sd.split('/').any(|c| c == "..") || sd.starts_with('/') {
-                                self.err("xberth.path", node, &format!("{ip}.subdir"), format!("`{sd}` must be a relative path inside the volume, without `..`"));
+                                self.err(
+                                    "xberth.path",
+                                    node,
+                                    &format!("{ip}.subdir"),
+                                    format!("`{sd}` must be a relative path inside the volume, without `..`"),
+                                );
                             }
                         }
                         let spa = s.get("spa").and_then(|v| self.boolean(v, &format!("{ip}.spa"))).unwrap_or(false);
@@ -593,7 +666,12 @@ impl Cx {
         if let Some(n) = m.get("default_target") {
             if let Some(t) = self.string(n, &format!("{path}.default_target")) {
                 if t != "local" && !x.targets.contains_key(&t) {
-                    let mut d = Diagnostic::error("xberth.target", Some(n.pos), format!("{path}.default_target"), format!("no target named `{t}`"));
+                    let mut d = Diagnostic::error(
+                        "xberth.target",
+                        Some(n.pos),
+                        format!("{path}.default_target"),
+                        format!("no target named `{t}`"),
+                    );
                     if let Some(m) = did_you_mean(&t, x.targets.keys().map(String::as_str)) {
                         d = d.with_hint(format!("did you mean `{m}`?"));
                     }
@@ -611,19 +689,34 @@ impl Cx {
             let m = self.fields(node, path, SSH_KEYS)?;
             let hosts = self.strings(&m["ssh"], &format!("{path}.ssh"));
             if hosts.is_empty() {
-                self.err("xberth.required", &m["ssh"], &format!("{path}.ssh"), "an ssh target needs at least one host".into());
+                self.err(
+                    "xberth.required",
+                    &m["ssh"],
+                    &format!("{path}.ssh"),
+                    "an ssh target needs at least one host".into(),
+                );
             }
             let managers = match m.get("managers") {
                 Some(v) => self.uint(v, &format!("{path}.managers"), 7).unwrap_or(1) as u32,
                 None => (hosts.len() as u32).clamp(1, 3).min(if hosts.len() >= 3 { 3 } else { 1 }),
             };
             if managers as usize > hosts.len().max(1) {
-                self.err("xberth.managers", &m["managers"], &format!("{path}.managers"), format!("{managers} managers but only {} hosts", hosts.len()));
+                self.err(
+                    "xberth.managers",
+                    &m["managers"],
+                    &format!("{path}.managers"),
+                    format!("{managers} managers but only {} hosts", hosts.len()),
+                );
             }
             if managers % 2 == 0 && managers > 0 {
                 self.diags.push(
-                    Diagnostic::warning("xberth.quorum", m.get("managers").map(|n| n.pos), format!("{path}.managers"), format!("{managers} managers tolerate no more failures than {}", managers - 1))
-                        .with_hint("use an odd number of managers (1, 3 or 5)"),
+                    Diagnostic::warning(
+                        "xberth.quorum",
+                        m.get("managers").map(|n| n.pos),
+                        format!("{path}.managers"),
+                        format!("{managers} managers tolerate no more failures than {}", managers - 1),
+                    )
+                    .with_hint("use an odd number of managers (1, 3 or 5)"),
                 );
             }
             let edge = m.get("edge").map(|v| self.strings(v, &format!("{path}.edge"))).unwrap_or_default();
@@ -632,8 +725,15 @@ impl Cx {
                 if let Value::Map(per_host) = &l.value {
                     for (host, kv) in per_host {
                         let hp = format!("{path}.labels.{host}");
-                        if !hosts.iter().any(|h| h == host || h.rsplit('@').next().is_some_and(|x| x.split(':').next() == Some(host))) {
-                            self.err("xberth.host-unknown", kv, &hp, format!("`{host}` is not one of this target's hosts"));
+                        if !hosts.iter().any(|h| {
+                            h == host || h.rsplit('@').next().is_some_and(|x| x.split(':').next() == Some(host))
+                        }) {
+                            self.err(
+                                "xberth.host-unknown",
+                                kv,
+                                &hp,
+                                format!("`{host}` is not one of this target's hosts"),
+                            );
                         }
                         let mut one = BTreeMap::new();
                         if let Value::Map(kvm) = &kv.value {
@@ -660,7 +760,10 @@ impl Cx {
             }
             let user = m.get("user").and_then(|v| self.string(v, &format!("{path}.user")));
             let key = m.get("key").and_then(|v| self.string(v, &format!("{path}.key")));
-            let trust_new_hosts = m.get("trust_new_hosts").and_then(|v| self.boolean(v, &format!("{path}.trust_new_hosts"))).unwrap_or(false);
+            let trust_new_hosts = m
+                .get("trust_new_hosts")
+                .and_then(|v| self.boolean(v, &format!("{path}.trust_new_hosts")))
+                .unwrap_or(false);
             return Some(TargetSpec::Ssh(SshTarget { hosts, user, key, managers, edge, labels, trust_new_hosts }));
         }
         if m.is_some_and(|m| m.contains_key("aws")) {
@@ -669,7 +772,15 @@ impl Cx {
             let region = match m.get("region") {
                 Some(v) => self.string(v, &format!("{path}.region"))?,
                 None => {
-                    self.diags.push(Diagnostic::error("xberth.required", Some(node.anchor()), path, "an aws target needs a `region`").with_hint("e.g. `region: eu-west-1`"));
+                    self.diags.push(
+                        Diagnostic::error(
+                            "xberth.required",
+                            Some(node.anchor()),
+                            path,
+                            "an aws target needs a `region`",
+                        )
+                        .with_hint("e.g. `region: eu-west-1`"),
+                    );
                     return None;
                 }
             };
@@ -677,7 +788,12 @@ impl Cx {
                 Some(v) => match self.string(v, &format!("{path}.mode")) {
                     Some(s) if s == "single" || s == "cluster" => s,
                     Some(s) => {
-                        self.err("xberth.enum", v, &format!("{path}.mode"), format!("`{s}` is not `single` or `cluster`"));
+                        self.err(
+                            "xberth.enum",
+                            v,
+                            &format!("{path}.mode"),
+                            format!("`{s}` is not `single` or `cluster`"),
+                        );
                         return None;
                     }
                     None => return None,
@@ -686,10 +802,19 @@ impl Cx {
             };
             let profile = m.get("profile").and_then(|v| self.string(v, &format!("{path}.profile")));
             let instance_type = m.get("instance_type").and_then(|v| self.string(v, &format!("{path}.instance_type")));
-            let workers = m.get("workers").and_then(|v| self.uint(v, &format!("{path}.workers"), 1000)).unwrap_or(0) as u32;
+            let workers =
+                m.get("workers").and_then(|v| self.uint(v, &format!("{path}.workers"), 1000)).unwrap_or(0) as u32;
             let hosted_zone = m.get("hosted_zone").and_then(|v| self.hostname(v, &format!("{path}.hosted_zone")));
             let ssh_cidr = m.get("ssh_cidr").and_then(|v| self.string(v, &format!("{path}.ssh_cidr")));
-            return Some(TargetSpec::Aws(AwsTarget { region, profile, mode, instance_type, workers, hosted_zone, ssh_cidr }));
+            return Some(TargetSpec::Aws(AwsTarget {
+                region,
+                profile,
+                mode,
+                instance_type,
+                workers,
+                hosted_zone,
+                ssh_cidr,
+            }));
         }
         if let Some(m) = m {
             if m.contains_key("local") && m.len() == 1 {
@@ -697,8 +822,13 @@ impl Cx {
             }
         }
         self.diags.push(
-            Diagnostic::error("xberth.target-kind", Some(node.pos), path, "a target needs `ssh: [hosts]`, `aws: {}` with a `region`, or `local: true`")
-                .with_hint("see docs/x-berth.md#targets"),
+            Diagnostic::error(
+                "xberth.target-kind",
+                Some(node.pos),
+                path,
+                "a target needs `ssh: [hosts]`, `aws: {}` with a `region`, or `local: true`",
+            )
+            .with_hint("see docs/x-berth.md#targets"),
         );
         None
     }
@@ -721,7 +851,9 @@ impl Cx {
                         "xberth.secret-conflict",
                         Some(v.anchor()),
                         format!("secrets.{name}.{other}"),
-                        format!("secret `{name}` has both `{other}` and an `x-berth` value source (its value is {what})"),
+                        format!(
+                            "secret `{name}` has both `{other}` and an `x-berth` value source (its value is {what})"
+                        ),
                     )
                     .with_hint(format!("remove `{other}` or the `x-berth` block: a secret has one source")),
                 );
@@ -734,8 +866,13 @@ impl Cx {
         let (generate, env) = (m.get("generate"), m.get("env"));
         if generate.is_some() && env.is_some() {
             self.diags.push(
-                Diagnostic::error("xberth.secret-source", Some(node.pos), path, "`generate` and `env` cannot be used together")
-                    .with_hint("a secret is either generated once (`generate: 50`) or taken from a variable (`env: NAME`)"),
+                Diagnostic::error(
+                    "xberth.secret-source",
+                    Some(node.pos),
+                    path,
+                    "`generate` and `env` cannot be used together",
+                )
+                .with_hint("a secret is either generated once (`generate: 50`) or taken from a variable (`env: NAME`)"),
             );
             return None;
         }
@@ -743,7 +880,9 @@ impl Cx {
             let p = format!("{path}.generate");
             return match &g.value {
                 Value::Bool(true) => Some(SecretSource::Generate(GENERATE_DEFAULT_LENGTH)),
-                Value::Int(i) if (GENERATE_MIN_LENGTH as i64..=GENERATE_MAX_LENGTH as i64).contains(i) => Some(SecretSource::Generate(*i as u32)),
+                Value::Int(i) if (GENERATE_MIN_LENGTH as i64..=GENERATE_MAX_LENGTH as i64).contains(i) => {
+                    Some(SecretSource::Generate(*i as u32))
+                }
                 Value::Int(i) => {
                     self.diags.push(
                         Diagnostic::error("xberth.range", Some(g.pos), p, format!("a generated secret of {i} characters is out of range ({GENERATE_MIN_LENGTH} to {GENERATE_MAX_LENGTH})"))
@@ -753,8 +892,13 @@ impl Cx {
                 }
                 _ => {
                     self.diags.push(
-                        Diagnostic::error("xberth.type", Some(g.pos), p, format!("expected `true` or a length, found {}", g.type_name()))
-                            .with_hint(format!("e.g. `generate: {GENERATE_DEFAULT_LENGTH}` (characters A-Z, a-z, 0-9)")),
+                        Diagnostic::error(
+                            "xberth.type",
+                            Some(g.pos),
+                            p,
+                            format!("expected `true` or a length, found {}", g.type_name()),
+                        )
+                        .with_hint(format!("e.g. `generate: {GENERATE_DEFAULT_LENGTH}` (characters A-Z, a-z, 0-9)")),
                     );
                     None
                 }
@@ -763,7 +907,8 @@ impl Cx {
         if let Some(e) = env {
             let p = format!("{path}.env");
             let var = self.string(e, &p)?;
-            let valid = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 self.diags.push(
                     Diagnostic::error("xberth.secret-env-name", Some(e.pos), p, format!("`{var}` is not an environment variable name"))
@@ -774,8 +919,13 @@ impl Cx {
             return Some(SecretSource::Env(var));
         }
         self.diags.push(
-            Diagnostic::error("xberth.secret-source", Some(node.anchor()), path, "a secret's `x-berth` needs `generate` or `env`")
-                .with_hint("`generate: 50` makes a random value once; `env: NAME` takes it from an environment variable"),
+            Diagnostic::error(
+                "xberth.secret-source",
+                Some(node.anchor()),
+                path,
+                "a secret's `x-berth` needs `generate` or `env`",
+            )
+            .with_hint("`generate: 50` makes a random value once; `env: NAME` takes it from an environment variable"),
         );
         None
     }
@@ -798,7 +948,13 @@ impl Cx {
                 match &item.value {
                     Value::Str(_) => {
                         if let Some(path) = self.url_path(item, &ip) {
-                            sb.routes.push(Route { path, host: None, strip_prefix: false, max_body: None, timeout_ms: None });
+                            sb.routes.push(Route {
+                                path,
+                                host: None,
+                                strip_prefix: false,
+                                max_body: None,
+                                timeout_ms: None,
+                            });
                         }
                     }
                     Value::Map(_) => {
@@ -808,7 +964,10 @@ impl Cx {
                             None => Some("/".to_string()),
                         };
                         let host = r.get("host").and_then(|v| self.hostname(v, &format!("{ip}.host")));
-                        let strip_prefix = r.get("strip_prefix").and_then(|v| self.boolean(v, &format!("{ip}.strip_prefix"))).unwrap_or(false);
+                        let strip_prefix = r
+                            .get("strip_prefix")
+                            .and_then(|v| self.boolean(v, &format!("{ip}.strip_prefix")))
+                            .unwrap_or(false);
                         let max_body = r.get("max_body").and_then(|v| self.size(v, &format!("{ip}.max_body")));
                         let timeout_ms = r.get("timeout").and_then(|v| self.duration(v, &format!("{ip}.timeout")));
                         if let Some(path) = path {
@@ -833,12 +992,19 @@ impl Cx {
                         let path = match h.get("path") {
                             Some(v) => self.url_path(v, &format!("{p}.path")),
                             None => {
-                                self.diags.push(Diagnostic::error("xberth.required", Some(n.anchor()), p.clone(), "`health` needs a `path`"));
+                                self.diags.push(Diagnostic::error(
+                                    "xberth.required",
+                                    Some(n.anchor()),
+                                    p.clone(),
+                                    "`health` needs a `path`",
+                                ));
                                 None
                             }
                         };
-                        let interval_ms = h.get("interval").and_then(|v| self.duration(v, &format!("{p}.interval"))).unwrap_or(2_000);
-                        let timeout_ms = h.get("timeout").and_then(|v| self.duration(v, &format!("{p}.timeout"))).unwrap_or(2_000);
+                        let interval_ms =
+                            h.get("interval").and_then(|v| self.duration(v, &format!("{p}.interval"))).unwrap_or(2_000);
+                        let timeout_ms =
+                            h.get("timeout").and_then(|v| self.duration(v, &format!("{p}.timeout"))).unwrap_or(2_000);
                         sb.health = path.map(|path| Health { path, interval_ms, timeout_ms });
                     }
                 }
@@ -860,10 +1026,19 @@ impl Cx {
                 match &item.value {
                     Value::Str(s) => match split_words(s) {
                         Some(argv) if !argv.is_empty() => sb.release.push(argv),
-                        _ => self.err("xberth.command", item, &ip, format!("cannot split `{s}` into words (unbalanced quote?)")),
+                        _ => self.err(
+                            "xberth.command",
+                            item,
+                            &ip,
+                            format!("cannot split `{s}` into words (unbalanced quote?)"),
+                        ),
                     },
                     Value::Seq(words) => {
-                        let argv: Vec<String> = words.iter().enumerate().filter_map(|(j, w)| self.string(w, &format!("{ip}[{j}]"))).collect();
+                        let argv: Vec<String> = words
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(j, w)| self.string(w, &format!("{ip}[{j}]")))
+                            .collect();
                         if argv.is_empty() {
                             self.err("xberth.command", item, &ip, "empty command".into());
                         } else {
@@ -989,7 +1164,19 @@ mod tests {
     use crate::yaml::parse;
 
     fn check(src: &str) -> Vec<String> {
-        check_document(&parse(src, 0).unwrap()).iter().map(|d| format!("{}:{} {} {}{}", d.pos.map_or(0, |p| p.line), d.pos.map_or(0, |p| p.col), d.path, d.message, d.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())).collect()
+        check_document(&parse(src, 0).unwrap())
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{} {} {}{}",
+                    d.pos.map_or(0, |p| p.line),
+                    d.pos.map_or(0, |p| p.col),
+                    d.path,
+                    d.message,
+                    d.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -1034,12 +1221,17 @@ x-berth:
     #[test]
     fn typos_get_a_suggestion_at_the_key() {
         let got = check("services:\n  web:\n    image: x\n    x-berth:\n      rutes: [/]\n      port: 80\n");
-        assert_eq!(got, ["5:7 services.web.x-berth.rutes unknown key `rutes` in `services.web.x-berth` (did you mean `routes`?)"]);
+        assert_eq!(
+            got,
+            ["5:7 services.web.x-berth.rutes unknown key `rutes` in `services.web.x-berth` (did you mean `routes`?)"]
+        );
     }
 
     #[test]
     fn routes_need_a_port_and_a_path() {
-        let got = check("services:\n  web:\n    image: x\n    x-berth:\n      routes: [api]\n  api:\n    image: y\n    x-berth: { routes: [/], port: 80 }\n");
+        let got = check(
+            "services:\n  web:\n    image: x\n    x-berth:\n      routes: [api]\n  api:\n    image: y\n    x-berth: { routes: [/], port: 80 }\n",
+        );
         assert!(got.iter().any(|g| g.contains("`api` is not a URL path prefix")), "{got:?}");
         let got = check("services:\n  web:\n    image: x\n    x-berth:\n      routes: [/]\n");
         assert!(got.iter().any(|g| g.contains("needs a `port`")), "{got:?}");
@@ -1047,20 +1239,28 @@ x-berth:
 
     #[test]
     fn two_services_cannot_claim_one_route() {
-        let got = check("services:\n  a:\n    x-berth: { routes: [/api], port: 1 }\n  b:\n    x-berth: { routes: [/api], port: 1 }\n");
+        let got = check(
+            "services:\n  a:\n    x-berth: { routes: [/api], port: 1 }\n  b:\n    x-berth: { routes: [/api], port: 1 }\n",
+        );
         assert_eq!(got, ["5:25 services.b.x-berth.routes[0] route `/api` is already routed to service `a`"]);
     }
 
     #[test]
     fn static_volume_must_be_declared() {
-        let got = check("services: {}\nvolumes:\n  assets: {}\nx-berth:\n  static: [{ path: /static, volume: asets }]\n");
+        let got =
+            check("services: {}\nvolumes:\n  assets: {}\nx-berth:\n  static: [{ path: /static, volume: asets }]\n");
         assert_eq!(got.len(), 1);
-        assert!(got[0].contains("volume `asets` is not declared") && got[0].contains("did you mean `assets`?"), "{got:?}");
+        assert!(
+            got[0].contains("volume `asets` is not declared") && got[0].contains("did you mean `assets`?"),
+            "{got:?}"
+        );
     }
 
     #[test]
     fn bad_values_are_named() {
-        let got = check("services: {}\nx-berth:\n  domain: https://x.com\n  acme: { directory: ftp://x }\n  edge: { timeout: soon, https_port: 70000 }\n");
+        let got = check(
+            "services: {}\nx-berth:\n  domain: https://x.com\n  acme: { directory: ftp://x }\n  edge: { timeout: soon, https_port: 70000 }\n",
+        );
         assert!(got.iter().any(|g| g.contains("is not a host name")), "{got:?}");
         assert!(got.iter().any(|g| g.contains("needs an `email`")), "{got:?}");
         assert!(got.iter().any(|g| g.contains("is not an ACME directory")), "{got:?}");
@@ -1088,14 +1288,20 @@ x-berth:
         let doc = parse("x-berth: { generate: 8 }\n", 0).unwrap();
         assert_eq!(SecretSource::from_json(&doc.get("x-berth").unwrap().to_json()), Some(SecretSource::Generate(8)));
         let doc = parse("x-berth: { env: PW }\n", 0).unwrap();
-        assert_eq!(SecretSource::from_json(&doc.get("x-berth").unwrap().to_json()), Some(SecretSource::Env("PW".into())));
+        assert_eq!(
+            SecretSource::from_json(&doc.get("x-berth").unwrap().to_json()),
+            Some(SecretSource::Env("PW".into()))
+        );
     }
 
     #[test]
     fn secret_generate_length_must_be_in_range() {
         let got = secret_check("    x-berth: { generate: 7 }\n");
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].starts_with("4:26 secrets.key.x-berth.generate") && got[0].contains("out of range (8 to 4096)"), "{got:?}");
+        assert!(
+            got[0].starts_with("4:26 secrets.key.x-berth.generate") && got[0].contains("out of range (8 to 4096)"),
+            "{got:?}"
+        );
         assert!(secret_check("    x-berth: { generate: 4097 }\n")[0].contains("out of range"));
         assert_eq!(secret_check("    x-berth: { generate: 4096 }\n"), Vec::<String>::new());
         let got = secret_check("    x-berth: { generate: false }\n");
@@ -1110,14 +1316,20 @@ x-berth:
         assert_eq!(got.len(), 1);
         assert!(got[0].contains("`generate` and `env` cannot be used together"), "{got:?}");
         let got = secret_check("    x-berth: {}\n");
-        assert!(got[0].starts_with("4:5 secrets.key.x-berth a secret's `x-berth` needs `generate` or `env`"), "{got:?}");
+        assert!(
+            got[0].starts_with("4:5 secrets.key.x-berth a secret's `x-berth` needs `generate` or `env`"),
+            "{got:?}"
+        );
     }
 
     #[test]
     fn secret_source_conflicts_with_file_and_external() {
         let got = secret_check("    file: ./key.txt\n    x-berth: { env: PW }\n");
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].starts_with("4:5 secrets.key.file secret `key` has both `file` and an `x-berth` value source"), "{got:?}");
+        assert!(
+            got[0].starts_with("4:5 secrets.key.file secret `key` has both `file` and an `x-berth` value source"),
+            "{got:?}"
+        );
         assert!(got[0].contains("remove `file` or the `x-berth` block"), "{got:?}");
         let got = secret_check("    external: true\n    x-berth: { generate: 50 }\n");
         assert!(got[0].contains("has both `external`") && got[0].contains("generated"), "{got:?}");
@@ -1126,7 +1338,10 @@ x-berth:
     #[test]
     fn secret_unknown_keys_get_a_suggestion() {
         let got = secret_check("    x-berth: { generat: 50 }\n");
-        assert!(got.iter().any(|g| g.contains("unknown key `generat`") && g.contains("did you mean `generate`?")), "{got:?}");
+        assert!(
+            got.iter().any(|g| g.contains("unknown key `generat`") && g.contains("did you mean `generate`?")),
+            "{got:?}"
+        );
         let got = secret_check("    x-berth: { evn: PW }\n");
         assert!(got.iter().any(|g| g.contains("did you mean `env`?")), "{got:?}");
     }
@@ -1150,7 +1365,9 @@ x-berth:
     fn missing_secret_env_names_secret_variable_and_where_to_set_it() {
         let d = missing_secret_env("db_password", "DB_PASSWORD", false, None);
         assert_eq!(d.path, "secrets.db_password.x-berth.env");
-        assert!(d.message.contains("`db_password`") && d.message.contains("`DB_PASSWORD`") && d.message.contains("not set"));
+        assert!(
+            d.message.contains("`db_password`") && d.message.contains("`DB_PASSWORD`") && d.message.contains("not set")
+        );
         let hint = d.hint.unwrap();
         assert!(hint.contains("environment") && hint.contains(".env") && hint.contains("--env-file"), "{hint}");
         assert!(missing_secret_env("a", "B", true, None).message.contains("empty"));

@@ -81,7 +81,7 @@ fn missing_env_variable_is_an_error_at_the_env_key() {
     assert_eq!(d.path, "secrets.db_password.x-berth.env");
     assert!(d.message.contains("`db_password`") && d.message.contains("`DB_PASSWORD`"), "{}", d.message);
     let pos = d.pos.expect("position");
-    assert_eq!((pos.line, pos.col), (7, 20));
+    assert_eq!((pos.line, pos.col), (7, 21));
     assert!(d.hint.as_deref().unwrap().contains("--env-file"));
 
     let env = Env::from_pairs([("DB_PASSWORD".to_string(), String::new())]);
