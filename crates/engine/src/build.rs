@@ -108,6 +108,36 @@ impl BuildError {
     }
 }
 
+/// Services without `build:` that name the same `image:` as a built one run the built image too.
+fn share_built_images(spec: &Stack, out: &mut BTreeMap<String, String>) {
+    for (service, svc) in &spec.services {
+        if out.contains_key(service) || svc.image.is_empty() {
+            continue;
+        }
+        let built = spec.services.iter().find(|(name, other)| other.image == svc.image && out.contains_key(*name));
+        if let Some((name, _)) = built {
+            let image = out[name].clone();
+            out.insert(service.clone(), image);
+        }
+    }
+}
+
+/// The image each service will run once [`Engine::build_images`] has run — the same tags
+/// (content hash or git commit), computed from the build contexts without building or pushing.
+/// `berth plan` uses it so that a built stack that is up to date plans nothing.
+pub fn planned_images(stack: &str, spec: &Stack, opts: &BuildOptions) -> Result<BTreeMap<String, String>, BuildError> {
+    let mut out = BTreeMap::new();
+    for (service, svc) in &spec.services {
+        if svc.build == BuildConfig::default() {
+            continue;
+        }
+        let job = BuildJob::prepare(stack, service, &svc.image, &svc.build, opts)?;
+        out.insert(service.clone(), job.image_ref());
+    }
+    share_built_images(spec, &mut out);
+    Ok(out)
+}
+
 impl Engine {
     /// Builds the image of every service with `build:` (sorted by service name) and returns service → image
     /// reference (`repository:tag`) for the deploy to use instead of the file's `image:` (services without
@@ -142,17 +172,7 @@ impl Engine {
             }
             out.insert(service.clone(), image);
         }
-        // Services without `build:` that name the same `image:` as a built one run the built image too.
-        for (service, svc) in &spec.services {
-            if out.contains_key(service) || svc.image.is_empty() {
-                continue;
-            }
-            let built = spec.services.iter().find(|(name, other)| other.image == svc.image && out.contains_key(*name));
-            if let Some((name, _)) = built {
-                let image = out[name].clone();
-                out.insert(service.clone(), image);
-            }
-        }
+        share_built_images(spec, &mut out);
         Ok(out)
     }
 

@@ -250,6 +250,19 @@ fn plan_for(desired: &Desired, observed: &Observed, adopt: bool) -> Result<Plan,
     Ok(plan)
 }
 
+/// The plan exactly as `berth deploy` would carry it out, from the full observation: berth's
+/// bookkeeping objects are left out, release labels carried over, and secret/config removals
+/// deferred to after a successful deploy. `berth plan` shows this, so an up-to-date stack plans
+/// nothing.
+pub fn deploy_plan(desired: &Desired, observed_all: Observed, opts: &PlanOptions) -> Plan {
+    let observed = without_bookkeeping(observed_all);
+    let mut desired = desired.clone();
+    carry_release_labels(&mut desired, &observed);
+    let mut plan = berth_plan::plan(&desired, &observed, opts);
+    defer_removals(&mut plan);
+    plan
+}
+
 /// The plan without secret/config removals: old versions stay until the next successful deploy
 /// (so that a rollback still finds them); [`Engine::deploy`] removes them after success.
 fn defer_removals(plan: &mut Plan) {

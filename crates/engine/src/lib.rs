@@ -20,7 +20,7 @@ pub use run::{RunOutcome, RunSpec};
 mod build;
 pub use build::{
     BuildError, BuildOptions, BuildProgress, ContextFile, DockerIgnore, EntryKind, context_files, has_registry_host,
-    image_repository, image_tag,
+    image_repository, image_tag, planned_images,
 };
 
 // E1: the deploy path.
@@ -30,7 +30,7 @@ mod release;
 mod swarm;
 mod watch;
 pub use apply::{ApplyOptions, ApplyStats, credentials_from_config, registry_credentials, registry_of};
-pub use deploy::{DeployError, DeployOptions, DeployReport, without_bookkeeping};
+pub use deploy::{DeployError, DeployOptions, DeployReport, deploy_plan, without_bookkeeping};
 pub use release::{
     LABEL_KIND as RELEASE_LABEL_KIND, LABEL_RELEASE, LABEL_STATUS, ReleaseInfo, ReleaseRecord, ReleaseStatus,
     current_release_of, highest_service_label, release_config_name,

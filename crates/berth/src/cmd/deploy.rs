@@ -6,7 +6,6 @@ use crate::progress::Progress;
 use berth_engine::{DeployError, DeployOptions, DeployReport, Engine, EngineError, Target};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::time::Duration;
 
 fn runtime() -> Result<tokio::runtime::Runtime, u8> {
@@ -89,18 +88,7 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
     // Images of services with `build:`, built through the engine; the deploy uses them.
     let mut stack_spec = loaded.stack.clone();
     if stack_spec.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
-        let first = stack.files.first().cloned().unwrap_or_else(|| "compose.yaml".into());
-        let base_dir = std::fs::canonicalize(&first)
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-        let xb = loaded.stack.extras.get("x-berth").map(berth_spec::xberth::XBerth::from_json).unwrap_or_default();
-        let bopts = berth_engine::BuildOptions {
-            base_dir,
-            registry: xb.registry.clone(),
-            environ: std::env::vars().collect(),
-            ..Default::default()
-        };
+        let bopts = super::build_options(stack, &loaded);
         let built = rt.block_on(engine.build_images(&name, &loaded.stack, &bopts, |p| {
             use berth_engine::BuildProgress as B;
             let line = match p {

@@ -182,7 +182,24 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
     };
     print_diagnostics(&loaded.warnings, &loaded.sources);
     let name = stack_name(args, &loaded);
-    let desired = match desired(&loaded, &loaded.stack, &name) {
+    // Services with `build:` will run the image `berth deploy` builds: plan with those tags.
+    let mut stack_spec = loaded.stack.clone();
+    if stack_spec.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
+        match berth_engine::planned_images(&name, &stack_spec, &build_options(args, &loaded)) {
+            Ok(images) => {
+                for (svc, image) in images {
+                    if let Some(s) = stack_spec.services.get_mut(&svc) {
+                        s.image = image;
+                    }
+                }
+            }
+            Err(e) => {
+                let hint = e.hint();
+                return fail(exit::INVALID, e, hint);
+            }
+        }
+    }
+    let desired = match desired(&loaded, &stack_spec, &name) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -199,13 +216,32 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
         },
     };
     let opts = berth_plan::plan::PlanOptions { remove_volumes, ..Default::default() };
-    let plan = berth_plan::plan::plan(&desired, &observed, &opts);
+    // The same view as `berth deploy`: bookkeeping left out, old secret versions kept until after
+    // the next successful deploy — so a stack that is up to date plans nothing.
+    let plan = berth_engine::deploy_plan(&desired, observed, &opts);
     if json {
         println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
     } else {
         print!("{}", berth_plan::render::render_text(&plan));
     }
     if detailed && !plan.is_empty() { exit::CHANGES } else { exit::OK }
+}
+
+/// How images of services with `build:` are built: contexts relative to the first file's directory,
+/// pushed to `x-berth.registry` when set.
+pub(crate) fn build_options(args: &StackArgs, loaded: &Loaded) -> berth_engine::BuildOptions {
+    let first = args.files.first().cloned().unwrap_or_else(|| "compose.yaml".into());
+    let base_dir = std::fs::canonicalize(&first)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
+    let xb = loaded.stack.extras.get("x-berth").map(berth_spec::xberth::XBerth::from_json).unwrap_or_default();
+    berth_engine::BuildOptions {
+        base_dir,
+        registry: xb.registry.clone(),
+        environ: std::env::vars().collect(),
+        ..Default::default()
+    }
 }
 
 /// Converts a loaded stack (`stack`: `loaded.stack`, or a copy with built image names) into the
