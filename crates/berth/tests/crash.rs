@@ -11,6 +11,10 @@
 //! `BERTH_CRASH_TRIALS=<n>` changes the number of trials (default 20). Run with `--nocapture` to
 //! see the table.
 
+#[path = "../../engine/tests/common/stack.rs"]
+mod stack;
+use stack::{Cleanup, docker};
+
 #[path = "../../engine/tests/common/images.rs"]
 mod images;
 
@@ -26,43 +30,11 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn docker(args: &[&str]) -> (bool, String) {
-    let out = Command::new("docker").args(args).output().expect("cannot run docker");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
 /// `docker ARGS` stdout, or a panic with its output.
 fn docker_ok(args: &[&str]) -> String {
     let (ok, out) = docker(args);
     assert!(ok, "docker {}: {out}", args.join(" "));
     out
-}
-
-/// Removes every service, secret, config and network whose name starts with the stack prefix
-/// (release records and one-off runs included).
-struct Cleanup(&'static str);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let p = format!("{}_", self.0);
-        let (_, names) = docker(&["service", "ls", "--format", "{{.Name}}"]);
-        for n in names.lines().filter(|n| n.starts_with(&p)) {
-            docker(&["service", "rm", n]);
-        }
-        for _ in 0..60 {
-            let (_, ps) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
-            if !ps.lines().any(|n| n.starts_with(&p)) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        for kind in ["secret", "config", "network"] {
-            let (_, names) = docker(&[kind, "ls", "--format", "{{.Name}}"]);
-            for n in names.lines().filter(|n| n.starts_with(&p)) {
-                docker(&[kind, "rm", n]);
-            }
-        }
-    }
 }
 
 fn berth(dir: &Path, stack: &str, args: &[&str]) -> Output {

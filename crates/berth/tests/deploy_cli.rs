@@ -1,42 +1,14 @@
 //! `berth deploy` / `releases` / `rollback` through the binary, against the real dockerd (swarm
 //! mode). Each test uses its own stack `t-deploycli-<n>` and removes what it made in a guard.
 
+#[path = "../../engine/tests/common/stack.rs"]
+mod stack;
+use stack::Cleanup;
+
 #[path = "../../engine/tests/common/images.rs"]
 mod images;
 
 use std::process::{Command, Output};
-use std::time::Duration;
-
-fn docker(args: &[&str]) -> (bool, String) {
-    let out = Command::new("docker").args(args).output().expect("cannot run docker");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-struct Cleanup(&'static str);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let p = format!("{}_", self.0);
-        let (_, names) = docker(&["service", "ls", "--format", "{{.Name}}"]);
-        for n in names.lines().filter(|n| n.starts_with(&p)) {
-            docker(&["service", "rm", n]);
-        }
-        for _ in 0..60 {
-            let (_, ps) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
-            if !ps.lines().any(|n| n.starts_with(&p)) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        for kind in ["secret", "config", "network"] {
-            let (_, names) = docker(&[kind, "ls", "--format", "{{.Name}}"]);
-            for n in names.lines().filter(|n| n.starts_with(&p)) {
-                docker(&[kind, "rm", n]);
-            }
-        }
-    }
-}
-
 fn berth(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
     c.current_dir(dir).args(args);

@@ -2,6 +2,10 @@
 //! `ps`, `logs`, `scale`, `exec`, `rm` — exit codes, `--json`, plain output off a terminal, errors.
 //! Each test uses its own stack `t-ops-<n>` and removes what it made in a guard.
 
+#[path = "../../engine/tests/common/stack.rs"]
+mod stack;
+use stack::{Cleanup, docker};
+
 #[path = "../../engine/tests/common/images.rs"]
 mod images;
 
@@ -29,39 +33,6 @@ fn berth(dir: &Path, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into(),
     }
 }
-
-fn docker(args: &[&str]) -> (bool, String) {
-    let out = Command::new("docker").args(args).output().expect("cannot run docker");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-struct Cleanup(&'static str);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let p = format!("{}_", self.0);
-        for kind in ["service", "secret", "config"] {
-            let (_, names) = docker(&[kind, "ls", "--format", "{{.Name}}"]);
-            for n in names.lines().filter(|n| n.starts_with(&p)) {
-                docker(&[kind, "rm", n]);
-            }
-        }
-        for _ in 0..40 {
-            let (_, ps) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
-            if !ps.lines().any(|n| n.starts_with(&p)) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        for kind in ["network", "volume"] {
-            let (_, names) = docker(&[kind, "ls", "--format", "{{.Name}}"]);
-            for n in names.lines().filter(|n| n.starts_with(&p)) {
-                docker(&[kind, "rm", n]);
-            }
-        }
-    }
-}
-
 fn service(stack: &str, name: &str, owned: bool, extra: &[&str]) {
     let full = format!("{stack}_{name}");
     let ns = format!("com.docker.stack.namespace={stack}");

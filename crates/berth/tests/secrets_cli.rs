@@ -3,6 +3,10 @@
 //! a clear error. The deploy test uses stack `t-secretscli-1` and host port 18432 (no other test
 //! publishes it) and removes what it made in a guard.
 
+#[path = "../../engine/tests/common/stack.rs"]
+mod stack;
+use stack::Cleanup;
+
 #[path = "../../engine/tests/common/images.rs"]
 mod images;
 
@@ -14,37 +18,6 @@ use std::time::{Duration, Instant};
 const PASSWORD: &str = "Cli-pa55word-1st";
 const ROTATED: &str = "Cli-pa55word-2nd";
 const PORT: u16 = 18432;
-
-fn docker(args: &[&str]) -> (bool, String) {
-    let out = Command::new("docker").args(args).output().expect("cannot run docker");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-struct Cleanup(&'static str);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let p = format!("{}_", self.0);
-        let (_, names) = docker(&["service", "ls", "--format", "{{.Name}}"]);
-        for n in names.lines().filter(|n| n.starts_with(&p)) {
-            docker(&["service", "rm", n]);
-        }
-        for _ in 0..60 {
-            let (_, ps) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
-            if !ps.lines().any(|n| n.starts_with(&p)) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        for kind in ["secret", "config", "network"] {
-            let (_, names) = docker(&[kind, "ls", "--format", "{{.Name}}"]);
-            for n in names.lines().filter(|n| n.starts_with(&p)) {
-                docker(&[kind, "rm", n]);
-            }
-        }
-    }
-}
-
 /// Runs berth in `dir` with `DB_PASSWORD` set to `password` (or unset).
 fn berth(dir: &Path, args: &[&str], password: Option<&str>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));

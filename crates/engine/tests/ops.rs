@@ -1,47 +1,15 @@
 //! Operator commands against the real dockerd (swarm mode): one-off runs, status/ps, logs, scale,
 //! exec, rm. Each test uses its own stack `t-ops-<n>` and removes what it made in a guard.
 
+#[path = "common/stack.rs"]
+mod stack;
+use stack::{Cleanup, docker};
+
 #[path = "common/images.rs"]
 mod images;
 
 use berth_engine::{Engine, EngineError, RunSpec, Target};
 use bollard::models::{ServiceSpec, TaskSpec, TaskSpecContainerSpec};
-use std::process::Command;
-
-fn docker(args: &[&str]) -> (bool, String) {
-    let out = Command::new("docker").args(args).output().expect("cannot run docker");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-/// Removes every service, network, secret, config and volume whose name starts with the stack prefix.
-struct Cleanup(&'static str);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let p = format!("{}_", self.0);
-        for kind in ["service", "secret", "config"] {
-            let (_, names) = docker(&[kind, "ls", "--format", "{{.Name}}"]);
-            for n in names.lines().filter(|n| n.starts_with(&p)) {
-                docker(&[kind, "rm", n]);
-            }
-        }
-        // Networks/volumes go once the tasks are gone.
-        for _ in 0..40 {
-            let (_, ps) =
-                docker(&["ps", "-a", "--filter", "label=com.docker.swarm.service.name", "--format", "{{.Names}}"]);
-            if !ps.lines().any(|n| n.starts_with(&p)) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-        for kind in ["network", "volume"] {
-            let (_, names) = docker(&[kind, "ls", "--format", "{{.Name}}"]);
-            for n in names.lines().filter(|n| n.starts_with(&p)) {
-                docker(&[kind, "rm", n]);
-            }
-        }
-    }
-}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()

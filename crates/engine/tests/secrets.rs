@@ -5,6 +5,10 @@
 //! after the next successful deploy). Values are read back through the test app's `/file/...`
 //! route on a host-mode published port (18431, used by no other test). Stack `t-secrets-1`.
 
+#[path = "common/stack.rs"]
+mod stack;
+use stack::{Cleanup, docker};
+
 #[path = "common/images.rs"]
 mod images;
 
@@ -14,42 +18,10 @@ use berth_plan::convert::{ConvertOptions, desired};
 use berth_spec::load::{LoadOptions, load};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const STACK: &str = "t-secrets-1";
 const PORT: u16 = 18431;
-
-fn docker(args: &[&str]) -> (bool, String) {
-    let out = Command::new("docker").args(args).output().expect("cannot run docker");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-/// Removes every service, secret, config, network whose name starts with the stack prefix.
-struct Cleanup(&'static str);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let p = format!("{}_", self.0);
-        let (_, names) = docker(&["service", "ls", "--format", "{{.Name}}"]);
-        for n in names.lines().filter(|n| n.starts_with(&p)) {
-            docker(&["service", "rm", n]);
-        }
-        for _ in 0..60 {
-            let (_, ps) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
-            if !ps.lines().any(|n| n.starts_with(&p)) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        for kind in ["secret", "config", "network"] {
-            let (_, names) = docker(&[kind, "ls", "--format", "{{.Name}}"]);
-            for n in names.lines().filter(|n| n.starts_with(&p)) {
-                docker(&[kind, "rm", n]);
-            }
-        }
-    }
-}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()

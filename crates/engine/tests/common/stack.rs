@@ -1,0 +1,42 @@
+//! Test support shared by the engine's and the CLI's integration tests (included with
+//! `#[path = ".../common/stack.rs"] mod stack;`): the docker CLI, and a guard that removes every
+//! object of a test stack.
+
+#![allow(dead_code)]
+
+use std::process::Command;
+use std::time::Duration;
+
+/// Runs the docker CLI; returns success and stdout + stderr.
+pub fn docker(args: &[&str]) -> (bool, String) {
+    let out = Command::new("docker").args(args).output().expect("cannot run docker");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// On drop, removes every service, secret, config, network and volume whose name starts with
+/// `<stack>_` — services first, then (once their containers are gone) the rest. Runs even when
+/// the test fails.
+pub struct Cleanup(pub &'static str);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let p = format!("{}_", self.0);
+        let remove_all = |kind: &str| {
+            let (_, names) = docker(&[kind, "ls", "--format", "{{.Name}}"]);
+            for n in names.lines().filter(|n| n.starts_with(&p)) {
+                docker(&[kind, "rm", n]);
+            }
+        };
+        remove_all("service");
+        for _ in 0..60 {
+            let (_, ps) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
+            if !ps.lines().any(|n| n.starts_with(&p)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        for kind in ["secret", "config", "network", "volume"] {
+            remove_all(kind);
+        }
+    }
+}
