@@ -458,45 +458,30 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Plan 
 
     if opts.prune {
         for (name, s) in &observed.secrets {
+            let wanted = desired.secrets.contains_key(name) || desired.external_secrets.contains(name);
             let labels = s.spec.as_ref().and_then(|s| s.labels.as_ref());
-            if desired.secrets.contains_key(name)
-                || desired.external_secrets.contains(name)
-                || owner_of(labels, stack) == Owner::Foreign
-            {
-                continue;
-            }
-            if let Some(users) = used.secrets.get(name) {
-                notes.push(kept_note("secret", name, users));
-            } else if removable(owner_of(labels, stack), "secret", name, &mut notes) {
-                removes.push(Action::RemoveSecret { name: name.clone(), id: s.id.clone().unwrap_or_default() });
-            }
+            prune(("secret", name, labels, wanted), &used.secrets, stack, &mut notes, &mut removes, &removable, || {
+                Action::RemoveSecret { name: name.clone(), id: s.id.clone().unwrap_or_default() }
+            });
         }
         for (name, c) in &observed.configs {
+            let wanted = desired.configs.contains_key(name) || desired.external_configs.contains(name);
             let labels = c.spec.as_ref().and_then(|s| s.labels.as_ref());
-            if desired.configs.contains_key(name)
-                || desired.external_configs.contains(name)
-                || owner_of(labels, stack) == Owner::Foreign
-            {
-                continue;
-            }
-            if let Some(users) = used.configs.get(name) {
-                notes.push(kept_note("config", name, users));
-            } else if removable(owner_of(labels, stack), "config", name, &mut notes) {
-                removes.push(Action::RemoveConfig { name: name.clone(), id: c.id.clone().unwrap_or_default() });
-            }
+            prune(("config", name, labels, wanted), &used.configs, stack, &mut notes, &mut removes, &removable, || {
+                Action::RemoveConfig { name: name.clone(), id: c.id.clone().unwrap_or_default() }
+            });
         }
         for (name, n) in &observed.networks {
-            if desired.networks.contains_key(name)
-                || desired.external_networks.contains(name)
-                || owner_of(n.labels.as_ref(), stack) == Owner::Foreign
-            {
-                continue;
-            }
-            if let Some(users) = used.networks.get(name) {
-                notes.push(kept_note("network", name, users));
-            } else if removable(owner_of(n.labels.as_ref(), stack), "network", name, &mut notes) {
-                removes.push(Action::RemoveNetwork { name: name.clone(), id: n.id.clone().unwrap_or_default() });
-            }
+            let wanted = desired.networks.contains_key(name) || desired.external_networks.contains(name);
+            prune(
+                ("network", name, n.labels.as_ref(), wanted),
+                &used.networks,
+                stack,
+                &mut notes,
+                &mut removes,
+                &removable,
+                || Action::RemoveNetwork { name: name.clone(), id: n.id.clone().unwrap_or_default() },
+            );
         }
         for (name, v) in &observed.volumes {
             if desired.volumes.contains_key(name) || owner_of(Some(&v.labels), stack) == Owner::Foreign {
@@ -520,6 +505,32 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Plan 
     actions.extend(updates);
     actions.extend(removes);
     Plan { stack: stack.to_string(), actions, notes }
+}
+
+/// Whether berth may remove an object of this owner (`kind`, `name`); may add a note saying why not.
+type OwnerRule<'a> = dyn Fn(Owner, &str, &str, &mut Vec<String>) -> bool + 'a;
+
+/// Prunes one observed secret, config or network (`kind`, `name`, its labels, whether the files
+/// still want it): never a foreign object or one the files name; kept with a note while a
+/// remaining service uses it; otherwise removed when `removable` (the owner rule) allows it.
+fn prune(
+    (kind, name, labels, wanted): (&str, &str, Option<&HashMap<String, String>>, bool),
+    used: &BTreeMap<String, BTreeSet<String>>,
+    stack: &str,
+    notes: &mut Vec<String>,
+    removes: &mut Vec<Action>,
+    removable: &OwnerRule,
+    remove: impl FnOnce() -> Action,
+) {
+    let owner = owner_of(labels, stack);
+    if wanted || owner == Owner::Foreign {
+        return;
+    }
+    if let Some(users) = used.get(name) {
+        notes.push(kept_note(kind, name, users));
+    } else if removable(owner, kind, name, notes) {
+        removes.push(remove());
+    }
 }
 
 fn kept_note(kind: &str, name: &str, users: &BTreeSet<String>) -> String {
