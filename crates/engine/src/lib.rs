@@ -18,6 +18,7 @@ pub use run::{RunOutcome, RunSpec};
 
 // E3: image builds.
 mod build;
+pub mod edge_image;
 pub use build::{
     BuildError, BuildOptions, BuildProgress, ContextFile, DockerIgnore, EntryKind, context_files, has_registry_host,
     image_repository, image_tag, planned_images,

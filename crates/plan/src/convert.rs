@@ -1304,13 +1304,13 @@ fn opt_map(m: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {
 }
 
 /// First 8 hex digits of the SHA-256 of `data`.
-fn hash8(data: &[u8]) -> String {
+pub(crate) fn hash8(data: &[u8]) -> String {
     let d = Sha256::digest(data);
     d.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Standard base64 with padding (what the Engine API expects in `Data`).
-fn base64(data: &[u8]) -> String {
+pub(crate) fn base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {

@@ -8,6 +8,7 @@
 pub mod convert;
 pub mod desired;
 pub mod diff;
+pub mod edge;
 pub mod observed;
 pub mod plan;
 pub mod render;
