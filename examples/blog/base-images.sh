@@ -15,7 +15,8 @@
 #
 # The Debian mirror is the one this host's apt uses (or $DEBIAN_MIRROR). Cached: every image carries
 # the label io.berth.local.hash (a hash of this script); when all images have it nothing happens.
-# One debootstrap root is made and copied for every image; the package installs run in parallel.
+# One debootstrap root is made and copied for every image; the package installs run in parallel and
+# each installed root is kept in $BERTH_LOCAL_CACHE (default /var/tmp/berth-local) per package list.
 # Usage: base-images.sh [--force] [--print-env]   (--print-env: print the BASE_IMAGE variables to use)
 set -euo pipefail
 
@@ -137,30 +138,35 @@ packages() { # image -> Debian packages
   esac
 }
 
-make_root() { # image: untar minbase, install packages, add entrypoints
-  local i=$1 root="$work/$1"
-  mkdir -p "$root"
-  tar -C "$root" -xf "$minbase"
-  cp /etc/resolv.conf "$root/etc/resolv.conf"
-  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
-  chmod 0755 "$root/usr/sbin/policy-rc.d"
-  if [ "$i" = postgres ]; then
-    mkdir -p "$root/etc/postgresql-common"
-    echo 'create_main_cluster = false' >"$root/etc/postgresql-common/createcluster.conf"
-  fi
-  local pkgs
+make_root() { # image: untar minbase, install packages (cached per package list), add entrypoints
+  local i=$1 root="$work/$1" pkgs key
   pkgs=$(packages "$i")
-  if [ -n "$pkgs" ]; then
-    mount -t proc proc "$root/proc"
-    # shellcheck disable=SC2086
-    chroot "$root" /bin/sh -c "export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8;
-      apt-get update -qq && apt-get install -y -qq --no-install-recommends $pkgs" >"$work/$i.log" 2>&1 \
-      || { umount "$root/proc"; tail -n 20 "$work/$i.log" >&2; return 1; }
-    umount "$root/proc"
+  key=$(printf '%s\n' "$i" "$pkgs" | sha256sum | cut -c1-12)
+  mkdir -p "$root"
+  if [ -s "$cache/root-$i-$key.tar" ]; then
+    tar -C "$root" -xf "$cache/root-$i-$key.tar"
+  else
+    tar -C "$root" -xf "$minbase"
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+    chmod 0755 "$root/usr/sbin/policy-rc.d"
+    if [ "$i" = postgres ]; then
+      mkdir -p "$root/etc/postgresql-common"
+      echo 'create_main_cluster = false' >"$root/etc/postgresql-common/createcluster.conf"
+    fi
+    if [ -n "$pkgs" ]; then
+      mount -t proc proc "$root/proc"
+      # shellcheck disable=SC2086
+      chroot "$root" /bin/sh -c "export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8;
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends $pkgs" >"$work/$i.log" 2>&1 \
+        || { umount "$root/proc"; tail -n 20 "$work/$i.log" >&2; return 1; }
+      umount "$root/proc"
+    fi
+    rm -f "$root/usr/sbin/policy-rc.d"
+    rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/var/cache/apt/archives/"*.deb "$root/tmp/"*
+    : >"$root/etc/resolv.conf"
+    tar -C "$root" -cf "$cache/root-$i-$key.tar.tmp" . && mv "$cache/root-$i-$key.tar.tmp" "$cache/root-$i-$key.tar"
   fi
-  rm -f "$root/usr/sbin/policy-rc.d"
-  rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/var/cache/apt/archives/"*.deb "$root/tmp/"*
-  : >"$root/etc/resolv.conf"
   case "$i" in
     postgres) write_postgres_entrypoint "$root" ;;
     redis) write_redis_entrypoint "$root" ;;
@@ -207,7 +213,18 @@ EOF
   echo "postgres: initialised $PGDATA (user $user, database $db)"
 fi
 unset POSTGRES_PASSWORD
-exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/var/run/postgresql
+# The official image stops postgres with SIGINT (fast shutdown: ends sessions, then a clean
+# checkpoint); `docker import` cannot set STOPSIGNAL, so turn the SIGTERM Swarm sends into SIGINT.
+postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/var/run/postgresql &
+pid=$!
+trap 'kill -INT "$pid"' TERM INT
+rc=0
+wait "$pid" || rc=$?
+if kill -0 "$pid" 2>/dev/null; then # the wait was interrupted by the signal: wait for the shutdown
+  rc=0
+  wait "$pid" || rc=$?
+fi
+exit "$rc"
 EOS
   chmod 0755 "$1/usr/local/bin/docker-entrypoint.sh"
   mkdir -p "$1/var/lib/postgresql/data"
@@ -243,7 +260,6 @@ changes() { # image -> --change arguments, one per line
       echo 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]'
       echo 'CMD ["postgres"]'
       echo 'EXPOSE 5432'
-      echo 'STOPSIGNAL SIGINT'
       echo 'HEALTHCHECK --interval=2s --timeout=3s --retries=10 CMD ["sh","-c","pg_isready -q -h 127.0.0.1 -U \"${POSTGRES_USER:-postgres}\""]'
       ;;
     redis)
