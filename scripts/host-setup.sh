@@ -12,6 +12,16 @@ command -v docker >/dev/null 2>&1 || need_pkgs+=(docker.io)
 # Image-build tests push to a throwaway local registry (crates/engine/tests/build.rs).
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+# Edge tests: a real ACME server and a real load generator.
+command -v pebble >/dev/null 2>&1 || [ -x /usr/bin/pebble ] || need_pkgs+=(pebble)
+command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
+# Example app: offline base images (debootstrap), the Vue build (node/npm), browser test (chromium).
+command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+# Many-machine tests: test hosts in network namespaces, each with sshd.
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   as_root apt-get update -qq

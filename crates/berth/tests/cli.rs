@@ -97,3 +97,10 @@ fn unknown_flags_exit_2() {
     let r = berth(&fixtures(), &["check", "--frobnicate"], &[]);
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn seeds_style_traefik_file_is_valid_and_says_what_the_edge_replaces() {
+    let r = berth(&fixtures().join("seeds-style"), &["check"], &[]);
+    assert_eq!(r.code, 0, "warnings only: {}", r.stderr);
+    insta::assert_snapshot!(r.stderr);
+}

@@ -14,6 +14,7 @@ use berth_plan::{Action, Plan};
 use bollard::auth::DockerCredentials;
 use bollard::models::{SecretSpec, ServiceSpec};
 use bollard::query_parameters::{ListConfigsOptions, ListSecretsOptions, RemoveVolumeOptions, UpdateServiceOptions};
+use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -30,6 +31,9 @@ pub struct ApplyStats {
     /// Write calls made to the engine (creates, updates, removes).
     pub writes: u64,
 }
+
+/// Service creates in flight at once.
+const CONCURRENT_CREATES: usize = 8;
 
 /// Secret and config IDs by name.
 type IdMaps = (HashMap<String, String>, HashMap<String, String>);
@@ -60,7 +64,31 @@ impl Engine {
         let stack = plan.stack.as_str();
         let mut stats = ApplyStats::default();
         let mut ids: Option<IdMaps> = None;
-        for action in &plan.actions {
+        let mut i = 0;
+        while i < plan.actions.len() {
+            // A run of service creates goes out concurrently: they do not depend on each other
+            // (everything they reference was created by earlier actions), and Swarm schedules
+            // their tasks sooner than when they trickle in one by one.
+            let run = plan.actions[i..].iter().take_while(|a| matches!(a, Action::CreateService { .. })).count();
+            if run > 1 {
+                let mut specs = Vec::with_capacity(run);
+                for action in &plan.actions[i..i + run] {
+                    let Action::CreateService { name, spec } = action else { unreachable!() };
+                    on(step("create", "service", name));
+                    specs.push((name.as_str(), self.prepare_service(spec, opts, &mut ids).await?));
+                }
+                stats.writes += run as u64;
+                let results: Vec<Result<(), EngineError>> = futures_util::stream::iter(specs)
+                    .map(|(name, spec)| self.create_service(stack, name, spec))
+                    .buffer_unordered(CONCURRENT_CREATES)
+                    .collect()
+                    .await;
+                results.into_iter().collect::<Result<Vec<()>, EngineError>>()?;
+                i += run;
+                continue;
+            }
+            let action = &plan.actions[i];
+            i += 1;
             match action {
                 Action::CreateNetwork { name, spec } => {
                     on(step("create", "network", name));
@@ -115,25 +143,8 @@ impl Engine {
                 Action::CreateService { name, spec } => {
                     on(step("create", "service", name));
                     let spec = self.prepare_service(spec, opts, &mut ids).await?;
-                    let creds = registry_credentials(image_of(&spec));
                     stats.writes += 1;
-                    match d.create_service(spec, creds).await {
-                        Ok(_) => {}
-                        Err(e) if is_conflict(&e) => {
-                            // Created by an interrupted run of ours? Then it counts as created.
-                            let s = d.inspect_service(name, None).await.map_err(api("inspect service"))?;
-                            let labels = s.spec.as_ref().and_then(|s| s.labels.as_ref());
-                            if label(labels, LABEL_OWNER) != Some(stack) {
-                                return Err(EngineError::Refused {
-                                    message: format!("service {name} exists and is not berth's"),
-                                    hint: Some(
-                                        "remove it, or deploy with --adopt if docker stack deploy made it".into(),
-                                    ),
-                                });
-                            }
-                        }
-                        Err(e) => return Err(service_error(name, "create service", e)),
-                    }
+                    self.create_service(stack, name, spec).await?;
                 }
                 Action::UpdateService { name, id, version, spec, .. } => {
                     on(step("update", "service", name));
@@ -187,6 +198,28 @@ impl Engine {
             }
         }
         Ok(stats)
+    }
+
+    /// Creates one service; a service of this stack that already exists (made by an interrupted
+    /// run of ours) counts as created.
+    async fn create_service(&self, stack: &str, name: &str, spec: ServiceSpec) -> Result<(), EngineError> {
+        let d = self.docker();
+        let creds = registry_credentials(image_of(&spec));
+        match d.create_service(spec, creds).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_conflict(&e) => {
+                let s = d.inspect_service(name, None).await.map_err(api("inspect service"))?;
+                let labels = s.spec.as_ref().and_then(|s| s.labels.as_ref());
+                if label(labels, LABEL_OWNER) != Some(stack) {
+                    return Err(EngineError::Refused {
+                        message: format!("service {name} exists and is not berth's"),
+                        hint: Some("remove it, or deploy with --adopt if docker stack deploy made it".into()),
+                    });
+                }
+                Ok(())
+            }
+            Err(e) => Err(service_error(name, "create service", e)),
+        }
     }
 
     /// The spec to send: references resolved to IDs, the release label set.

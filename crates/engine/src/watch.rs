@@ -115,7 +115,12 @@ const MAX_TASK_FAILURES: usize = 2;
 /// Polls in a row with a pending task that has a scheduling error before giving up.
 const MAX_PENDING_POLLS: u32 = 8;
 /// Poll interval.
-const POLL: Duration = Duration::from_millis(300);
+const POLL: Duration = Duration::from_millis(100);
+
+/// A container could not bind a host-mode port (something outside Swarm holds it).
+fn is_port_error(err: &str) -> bool {
+    err.contains("address already in use") || err.contains("port is already allocated")
+}
 
 fn state_name(s: &Option<TaskState>) -> String {
     s.map(|s| s.to_string()).unwrap_or_default()
@@ -270,7 +275,9 @@ impl Engine {
                     if is_image_error(&err) {
                         failure = Some(fail(format!("service {name}: image is missing: {err}"), Some(err)));
                     } else if failed.len() >= MAX_TASK_FAILURES {
-                        let what = if err.contains("unhealthy") {
+                        let what = if is_port_error(&err) {
+                            format!("service {name}: a published port is already taken on the node: {err}")
+                        } else if err.contains("unhealthy") {
                             format!("service {name} never became healthy: its tasks fail their health check")
                         } else {
                             format!(

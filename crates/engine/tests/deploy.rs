@@ -39,6 +39,20 @@ fn stack_desired(dir: &Path, stack: &str, image: &str, env: &str, secret: &str, 
         .unwrap_or_else(|d| panic!("fixture does not convert: {d:?}"))
 }
 
+/// Converts an inline stack file for `stack` (written to `dir`).
+fn desired_from(dir: &Path, stack: &str, yaml: &str) -> Desired {
+    std::fs::write(dir.join("compose.yaml"), yaml).unwrap();
+    let opts = LoadOptions {
+        files: vec![dir.join("compose.yaml")],
+        env_files: Vec::new(),
+        environ: Vec::new(),
+        dotenv: false,
+    };
+    let loaded = load(&opts).unwrap_or_else(|f| panic!("stack does not load: {:?}", f.diagnostics));
+    desired(&loaded.stack, stack, &ConvertOptions { content_addressed: true }, &|p| std::fs::read(p))
+        .unwrap_or_else(|d| panic!("stack does not convert: {d:?}"))
+}
+
 fn opts(release: &[&[&str]]) -> DeployOptions {
     let mut release_commands = BTreeMap::new();
     if !release.is_empty() {
@@ -286,5 +300,49 @@ fn missing_image_fails_fast_with_a_clear_error() {
         assert!(msg.contains("release 1 failed") && msg.contains("image is missing"), "{msg}");
         assert!(msg.contains("no earlier good release"), "{msg}");
         assert!(err.hint().unwrap().contains("pull the image"), "{:?}", err.hint());
+    });
+}
+
+#[test]
+fn host_port_taken_by_another_process_fails_with_a_clear_error() {
+    images::ensure();
+    const STACK: &str = "t-deploy-8";
+    let _guard = Cleanup(STACK);
+    let dir = tempfile::tempdir().unwrap();
+    // Something that is not Swarm's holds the port on every address.
+    let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let yaml = format!(
+        "services:\n  web:\n    image: berth-test/app:v1\n    ports:\n      - {{target: 8080, published: {port}, mode: host}}\n    deploy:\n      restart_policy: {{delay: 1s}}\n"
+    );
+    rt().block_on(async {
+        let engine = Engine::connect(&Target::Local).await.unwrap();
+        let d = desired_from(dir.path(), STACK, &yaml);
+        let start = std::time::Instant::now();
+        let err = deploy(&engine, d, opts(&[])).await.0.expect_err("a taken host port must fail the deploy");
+        assert!(start.elapsed() < Duration::from_secs(45), "took {:?}", start.elapsed());
+        let msg = err.to_string();
+        assert!(msg.contains("port") && msg.contains(&port.to_string()) && msg.contains("taken"), "{msg}");
+        let hint = err.hint().unwrap_or_default();
+        assert!(hint.contains("published port"), "{hint}");
+    });
+    drop(holder);
+}
+
+#[test]
+fn service_that_no_node_has_resources_for_fails_with_a_clear_error() {
+    images::ensure();
+    const STACK: &str = "t-deploy-9";
+    let _guard = Cleanup(STACK);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "services:\n  web:\n    image: berth-test/app:v1\n    deploy:\n      resources:\n        reservations: {cpus: '512', memory: 4096G}\n";
+    rt().block_on(async {
+        let engine = Engine::connect(&Target::Local).await.unwrap();
+        let d = desired_from(dir.path(), STACK, yaml);
+        let err = deploy(&engine, d, opts(&[])).await.0.expect_err("an unschedulable service must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("no node can run") && msg.contains("insufficient resources"), "{msg}");
+        let hint = err.hint().unwrap_or_default();
+        assert!(hint.contains("reservations") || hint.contains("resources"), "{hint}");
     });
 }

@@ -13,6 +13,7 @@ pub mod load;
 pub mod merge;
 pub mod model;
 pub mod render;
+pub mod replaced;
 pub mod schema;
 pub mod xberth;
 pub mod yaml;

@@ -239,7 +239,8 @@ fn run(
         }
     }
     for (_, doc) in &parsed {
-        for d in schema::validate(doc, version).into_iter().chain(crate::xberth::check_document(doc)) {
+        let checks = schema::validate(doc, version).into_iter().chain(crate::xberth::check_document(doc));
+        for d in checks.chain(crate::replaced::check_document(doc)) {
             if failed_interpolation.iter().any(|p| d.path == *p || d.path.starts_with(&format!("{p}."))) {
                 continue;
             }
