@@ -124,6 +124,35 @@ pub enum EdgeCommand {
         /// The edge config (JSON; docs/edge.md).
         #[arg(value_name = "CONFIG")]
         config: PathBuf,
+        /// Accept on the listeners of `berth edge listen` at this unix socket instead of binding ports
+        /// (waits until it answers); SIGTERM then drains for `drain_ms` so another proxy can take over.
+        #[arg(long, value_name = "PATH")]
+        listen_from: Option<PathBuf>,
+        /// Fixed backend addresses instead of `tasks.<service>` DNS (outside Swarm); repeatable.
+        #[arg(long, value_name = "SERVICE=IP:PORT")]
+        backend: Vec<String>,
+    },
+    /// Bind the edge's TCP ports and hand them to `berth edge serve --listen-from` processes over a unix socket
+    /// (runs on the host network; a second `listen` takes the ports over from the first one).
+    Listen {
+        /// The unix socket (mode 0600; its directory must not be world-writable).
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        /// A TCP port to listen on; repeatable.
+        #[arg(long = "port", value_name = "PORT", required = true)]
+        ports: Vec<u16>,
+        /// Address to bind (`0.0.0.0` also binds `[::]` where the host has IPv6).
+        #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
+        addr: std::net::IpAddr,
+    },
+    /// Exit 0 when the edge's admin `/healthz` answers 200 (a HEALTHCHECK without curl).
+    Check {
+        /// Read `admin_addr` from this edge config.
+        #[arg(value_name = "CONFIG")]
+        config: Option<PathBuf>,
+        /// The admin address (default: the config's `admin_addr`, else 127.0.0.1:9180).
+        #[arg(long, value_name = "IP:PORT")]
+        addr: Option<std::net::SocketAddr>,
     },
 }
 

@@ -50,6 +50,9 @@ pub struct EdgeConfig {
     /// How often backends are re-resolved and health-checked, in ms (default 1000).
     #[serde(default = "default_discovery")]
     pub discovery_interval_ms: u64,
+    /// On SIGTERM: how long open connections may finish before the process exits, in ms (default 10000).
+    #[serde(default = "default_drain")]
+    pub drain_ms: u64,
 }
 
 /// Certificate source for the HTTPS listener.
@@ -201,6 +204,9 @@ fn default_timeout() -> u64 {
 }
 fn default_discovery() -> u64 {
     1000
+}
+fn default_drain() -> u64 {
+    10_000
 }
 
 /// Why a configuration was refused.

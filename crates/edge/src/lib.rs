@@ -6,6 +6,7 @@
 
 pub mod backends;
 pub mod config;
+pub mod handover;
 pub mod metrics;
 pub mod proxy;
 pub mod resolver;
@@ -15,7 +16,7 @@ pub mod tls;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -77,6 +78,12 @@ pub enum EdgeError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Listeners could not be received from `berth edge listen`.
+    #[error(transparent)]
+    Handover(#[from] handover::HandoverError),
+    /// The handed-over listeners have no socket for a configured port.
+    #[error("the listener socket hands over no listener for port {0} (`berth edge listen --port {0}`)")]
+    NoListener(u16),
     /// A reload changed something only a restart applies (listeners, limits, TLS mode).
     #[error("`{0}` changed: restart the edge to apply it (routes were not changed)")]
     NeedsRestart(&'static str),
@@ -191,6 +198,10 @@ struct Shared {
     https_port: Option<u16>,
     ids: AtomicU64,
     id_seed: u64,
+    /// Set when draining: HTTP/1 responses carry `Connection: close`.
+    draining: AtomicBool,
+    /// Connection lifecycle: 0 serving, 1 draining (finish and close), 2 closed (drop what is left).
+    phase: tokio::sync::watch::Sender<u8>,
 }
 
 /// A running edge: its bound addresses, and control over it.
@@ -250,6 +261,29 @@ impl EdgeHandle {
             t.abort();
         }
     }
+
+    /// Graceful stop for a hand-over: stops accepting at once (another edge on the same listeners takes new
+    /// connections), lets in-flight requests finish, answers the next request on HTTP/1 keep-alive connections
+    /// with `Connection: close`, closes idle ones, sends HTTP/2 GOAWAY; whatever is still open after `grace` is
+    /// dropped. Returns once every connection is closed or the grace period is over.
+    pub async fn drain(self, grace: Duration) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let sh = &self.shared;
+        sh.draining.store(true, Ordering::SeqCst);
+        sh.phase.send_replace(1);
+        let deadline = Instant::now() + grace;
+        while sh.metrics.connections_open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sh.phase.send_replace(2);
+    }
+
+    /// Connections currently open on this edge.
+    pub fn open_connections(&self) -> u64 {
+        self.shared.metrics.connections_open.load(Ordering::SeqCst)
+    }
 }
 
 async fn bind(addr: String) -> Result<TcpListener, EdgeError> {
@@ -262,23 +296,65 @@ fn host_port(listen: &str, port: u16) -> String {
 
 /// Starts the edge with a validated config: binds the listeners and spawns their accept loops on the current
 /// tokio runtime.
-pub async fn start(mut cfg: EdgeConfig, opts: EdgeOptions) -> Result<EdgeHandle, EdgeError> {
+pub async fn start(cfg: EdgeConfig, opts: EdgeOptions) -> Result<EdgeHandle, EdgeError> {
+    start_with(cfg, opts, None).await
+}
+
+/// The listeners of `port` from a hand-over, as tokio listeners.
+fn inherited(from: &handover::Listeners, port: u16) -> Result<Vec<TcpListener>, EdgeError> {
+    let bind_err = |source| EdgeError::Bind { addr: format!("inherited listener for port {port}"), source };
+    let ls = from.for_port(port).map_err(bind_err)?;
+    if ls.is_empty() {
+        return Err(EdgeError::NoListener(port));
+    }
+    ls.into_iter()
+        .map(|l| {
+            l.set_nonblocking(true)?;
+            TcpListener::from_std(l)
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(bind_err)
+}
+
+/// [`start`], accepting on listeners handed over by `berth edge listen` (see [`handover`]) instead of binding:
+/// `http_port`/`https_port` select which of them serve HTTP and HTTPS; `listen` is not used.
+pub async fn start_with(
+    mut cfg: EdgeConfig,
+    opts: EdgeOptions,
+    from: Option<handover::Listeners>,
+) -> Result<EdgeHandle, EdgeError> {
     cfg.validate()?;
     let tls_on = cfg.tls.mode != TlsMode::Off;
-    let http_l = match cfg.http_port {
-        Some(p) => Some(bind(host_port(&cfg.listen, p)).await?),
-        None => None,
-    };
-    let https_l = match cfg.https_port {
-        Some(p) if tls_on => Some(bind(host_port(&cfg.listen, p)).await?),
-        _ => None,
+    let (http_l, https_l) = match &from {
+        None => {
+            let http_l = match cfg.http_port {
+                Some(p) => vec![bind(host_port(&cfg.listen, p)).await?],
+                None => vec![],
+            };
+            let https_l = match cfg.https_port {
+                Some(p) if tls_on => vec![bind(host_port(&cfg.listen, p)).await?],
+                _ => vec![],
+            };
+            (http_l, https_l)
+        }
+        Some(from) => {
+            let http_l = match cfg.http_port {
+                Some(p) => inherited(from, p)?,
+                None => vec![],
+            };
+            let https_l = match cfg.https_port {
+                Some(p) if tls_on => inherited(from, p)?,
+                _ => vec![],
+            };
+            (http_l, https_l)
+        }
     };
     let admin_l = match &cfg.admin_addr {
         Some(a) => Some(bind(a.clone()).await?),
         None => None,
     };
-    let http_addr = http_l.as_ref().and_then(|l| l.local_addr().ok());
-    let https_addr = https_l.as_ref().and_then(|l| l.local_addr().ok());
+    let http_addr = http_l.first().and_then(|l| l.local_addr().ok());
+    let https_addr = https_l.first().and_then(|l| l.local_addr().ok());
     let admin_addr = admin_l.as_ref().and_then(|l| l.local_addr().ok());
 
     let hosts = cfg.known_hosts();
@@ -310,14 +386,18 @@ pub async fn start(mut cfg: EdgeConfig, opts: EdgeOptions) -> Result<EdgeHandle,
         https_port,
         ids: AtomicU64::new(0),
         id_seed: seed,
+        draining: AtomicBool::new(false),
+        phase: tokio::sync::watch::Sender::new(0),
     });
     let limits = Arc::new(cfg.limits.clone());
     let mut tasks = Vec::new();
-    if let Some(l) = http_l {
+    for l in http_l {
         tasks.push(tokio::spawn(accept_loop(l, shared.clone(), None, limits.clone())));
     }
-    if let (Some(l), Some(acc)) = (https_l, acceptor) {
-        tasks.push(tokio::spawn(accept_loop(l, shared.clone(), Some(acc), limits.clone())));
+    if let Some(acc) = acceptor {
+        for l in https_l {
+            tasks.push(tokio::spawn(accept_loop(l, shared.clone(), Some(acc.clone()), limits.clone())));
+        }
     }
     if let Some(l) = admin_l {
         tasks.push(tokio::spawn(admin_loop(l, shared.clone())));
@@ -329,46 +409,75 @@ pub async fn start(mut cfg: EdgeConfig, opts: EdgeOptions) -> Result<EdgeHandle,
 /// second; a bad new config is reported on the access log as `{"event":"reload_failed",...}` and the old one
 /// stays). This is what `berth edge serve CONFIG` calls inside a tokio runtime.
 pub async fn serve(config_path: &Path, opts: EdgeOptions) -> Result<(), EdgeError> {
+    serve_with(config_path, opts, None).await
+}
+
+/// [`serve`]; with `listen_from`, the listeners come from `berth edge listen`'s unix socket (retried until it
+/// answers), and SIGTERM drains (stop accepting, finish open requests within `drain_ms`) instead of closing.
+pub async fn serve_with(config_path: &Path, opts: EdgeOptions, listen_from: Option<&Path>) -> Result<(), EdgeError> {
     let cfg = EdgeConfig::load(config_path)?;
     let log = opts.access_log.clone();
-    let handle = start(cfg, opts).await?;
+    let from = match listen_from {
+        Some(path) => {
+            let mut last = None::<Instant>;
+            let l = handover::receive_retrying(path, |e| {
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                    last = Some(Instant::now());
+                    let ev =
+                        serde_json::json!({"event": "waiting_for_listener", "socket": path, "error": e.to_string()});
+                    log.line(&ev.to_string());
+                }
+            })
+            .await;
+            let ev = serde_json::json!({"event": "listeners_received", "socket": path, "listeners": l.infos()});
+            log.line(&ev.to_string());
+            Some(l)
+        }
+        None => None,
+    };
+    let handle = start_with(cfg, opts, from).await?;
     let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
     let mut last = stamp(config_path);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let stop = async {
-        #[cfg(unix)]
-        {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    {
+        let first = stop_signal(&mut term);
+        tokio::pin!(first);
+        loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    };
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = tick.tick() => {
-                let now = stamp(config_path);
-                if now != last {
-                    last = now;
-                    let res = EdgeConfig::load(config_path).map_err(EdgeError::from).and_then(|c| handle.reload(c));
-                    let event = match res {
-                        Ok(()) => serde_json::json!({"event": "reloaded", "config": config_path}),
-                        Err(e) => serde_json::json!({"event": "reload_failed", "config": config_path, "error": e.to_string()}),
-                    };
-                    log.line(&event.to_string());
+                _ = &mut first => break,
+                _ = tick.tick() => {
+                    let now = stamp(config_path);
+                    if now != last {
+                        last = now;
+                        let res = EdgeConfig::load(config_path).map_err(EdgeError::from).and_then(|c| handle.reload(c));
+                        let event = match res {
+                            Ok(()) => serde_json::json!({"event": "reloaded", "config": config_path}),
+                            Err(e) => serde_json::json!({"event": "reload_failed", "config": config_path, "error": e.to_string()}),
+                        };
+                        log.line(&event.to_string());
+                    }
                 }
             }
         }
     }
-    handle.shutdown();
+    let grace = Duration::from_millis(handle.shared.config.lock().unwrap_or_else(|e| e.into_inner()).drain_ms);
+    log.line(&serde_json::json!({"event": "draining", "open_connections": handle.open_connections()}).to_string());
+    // A second signal stops at once.
+    tokio::select! {
+        _ = handle.drain(grace) => {}
+        _ = stop_signal(&mut term) => {}
+    }
+    log.line(r#"{"event":"stopped"}"#);
     Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal(term: &mut Option<tokio::signal::unix::Signal>) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
 }
 
 async fn accept_loop(
@@ -388,7 +497,7 @@ async fn accept_loop(
         .max_concurrent_streams(256)
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
-    let builder = Arc::new(Builders { h1, h2 });
+    let builder = Arc::new(Builders { h1, h2, idle: Duration::from_millis(limits.header_timeout_ms) });
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -407,13 +516,21 @@ async fn accept_loop(
         tokio::spawn(async move {
             shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
             shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-            // Wait for the first bytes before building connection state (idle new connections stay small).
-            // A client that connects and sends nothing is dropped after the header timeout.
-            if let Ok(Ok(())) = tokio::time::timeout(first_byte_timeout, stream.readable()).await {
-                match acceptor {
-                    None => Box::pin(serve_plain(stream, peer, &shared, &builder)).await,
-                    Some(acc) => Box::pin(serve_tls(stream, peer, &shared, acc, &builder, hs_timeout)).await,
+            let mut phase = shared.phase.subscribe();
+            let work = async {
+                // Wait for the first bytes before building connection state (idle new connections stay small).
+                // A client that connects and sends nothing is dropped after the header timeout.
+                if let Ok(Ok(())) = tokio::time::timeout(first_byte_timeout, stream.readable()).await {
+                    match acceptor {
+                        None => Box::pin(serve_plain(stream, peer, &shared, &builder)).await,
+                        Some(acc) => Box::pin(serve_tls(stream, peer, &shared, acc, &builder, hs_timeout)).await,
+                    }
                 }
+            };
+            // After the drain grace period whatever is left is dropped.
+            tokio::select! {
+                _ = work => {}
+                _ = phase.wait_for(|p| *p >= 2) => {}
             }
             shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
         });
@@ -424,7 +541,13 @@ async fn accept_loop(
 struct Builders {
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    /// HTTP/2 connections without a new request for this long are closed (GOAWAY).
+    idle: Duration,
 }
+
+/// How long a keep-alive HTTP/1 connection may stay idle once the edge drains (a request arriving in that
+/// time is still answered, with `Connection: close`).
+const DRAIN_IDLE: Duration = Duration::from_millis(1000);
 
 type BoxedResponse =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<RespBody>, Infallible>> + Send>>;
@@ -433,6 +556,7 @@ fn service(
     shared: &Arc<Shared>,
     peer: SocketAddr,
     sni: Option<Arc<str>>,
+    requests: Option<Arc<AtomicU64>>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response<RespBody>,
@@ -442,14 +566,70 @@ fn service(
     let sh = shared.clone();
     // Boxed so an idle connection does not carry the (large) request future inline.
     service_fn(move |req| {
+        if let Some(n) = &requests {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
         let sh = sh.clone();
         let sni = sni.clone();
         Box::pin(async move { Ok::<_, Infallible>(handle(req, sh, peer, sni).await) }) as BoxedResponse
     })
 }
 
+/// Serves HTTP/1.1 until the connection ends. When the edge drains: the next response carries
+/// `Connection: close` (see [`handle`]), a connection idle for [`DRAIN_IDLE`] is closed, and one in the middle
+/// of a request is closed after its response.
+async fn drive_h1<I>(io: I, peer: SocketAddr, sni: Option<Arc<str>>, shared: &Arc<Shared>, builders: &Builders)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = builders.h1.serve_connection(TokioIo::new(io), service(shared, peer, sni, None)).with_upgrades();
+    tokio::pin!(conn);
+    let mut phase = shared.phase.subscribe();
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = phase.wait_for(|p| *p >= 1) => {}
+    }
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = tokio::time::sleep(DRAIN_IDLE) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
+
+/// Serves HTTP/2 until the connection ends. A connection that starts no request for a whole idle period
+/// (`limits.header_timeout_ms`: also covers clients that never finish a request's headers) and every connection
+/// when the edge drains get GOAWAY: streams in flight finish, then the connection closes.
+async fn drive_h2<I>(io: I, peer: SocketAddr, sni: Option<Arc<str>>, shared: &Arc<Shared>, builders: &Builders)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let requests = Arc::new(AtomicU64::new(0));
+    let svc = service(shared, peer, sni, Some(requests.clone()));
+    let conn = builders.h2.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut phase = shared.phase.subscribe();
+    let mut seen = 0;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = phase.wait_for(|p| *p >= 1) => break,
+            _ = tokio::time::sleep(builders.idle) => {
+                let n = requests.load(Ordering::Relaxed);
+                if n == seen {
+                    break;
+                }
+                seen = n;
+            }
+        }
+    }
+    conn.as_mut().graceful_shutdown();
+    // A client that never answers the GOAWAY's ping does not keep the connection: one more idle period.
+    let _ = tokio::time::timeout(builders.idle.max(Duration::from_secs(1)), conn).await;
+}
+
 async fn serve_plain(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, builders: &Builders) {
-    let _ = builders.h1.serve_connection(TokioIo::new(stream), service(shared, peer, None)).with_upgrades().await;
+    drive_h1(stream, peer, None, shared, builders).await;
 }
 
 async fn serve_tls(
@@ -470,9 +650,9 @@ async fn serve_tls(
     let conn = tls.get_ref().1;
     let sni: Arc<str> = conn.server_name().unwrap_or("").to_ascii_lowercase().into();
     if conn.alpn_protocol() == Some(b"h2") {
-        let _ = builders.h2.serve_connection(TokioIo::new(tls), service(shared, peer, Some(sni))).await;
+        drive_h2(tls, peer, Some(sni), shared, builders).await;
     } else {
-        let _ = builders.h1.serve_connection(TokioIo::new(tls), service(shared, peer, Some(sni))).with_upgrades().await;
+        drive_h1(tls, peer, Some(sni), shared, builders).await;
     }
 }
 
@@ -517,8 +697,15 @@ async fn handle(
     let host = request_host(&req);
     let tls = sni.is_some();
     let mut resp = route(req, &shared, &table, peer, sni.as_deref(), host.as_deref(), &rid).await;
+    let close = shared.draining.load(Ordering::Relaxed)
+        && version <= http::Version::HTTP_11
+        && resp.status() != StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert("x-request-id", rid.clone());
+    // Draining: tell HTTP/1 keep-alive clients to reconnect (to the edge that now accepts).
+    if close {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if tls && table.hsts {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
@@ -630,5 +817,31 @@ async fn admin_loop(listener: TcpListener, shared: Arc<Shared>) {
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
         });
+    }
+}
+
+/// Asks an edge's admin listener for `/healthz` (blocking): `Ok` on a 200 answer. What `berth edge check` runs as
+/// the edge image's HEALTHCHECK (a FROM scratch image has no curl).
+pub fn check_health(addr: SocketAddr, timeout: Duration) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let status = line.split_whitespace().nth(1).unwrap_or("");
+    if status == "200" {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("answered `{}`", line.lines().next().unwrap_or("").trim())))
     }
 }

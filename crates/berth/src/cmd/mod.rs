@@ -8,6 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 mod deploy;
+mod edge;
 mod ops;
 
 pub fn run(cli: Cli) -> u8 {
@@ -27,7 +28,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Run { service, command } => ops::run(&cli.stack, &service, &command),
         Command::Exec { service, command } => ops::exec(&cli.stack, &service, &command),
         Command::Rm { volumes, yes } => ops::rm(&cli.stack, volumes, yes),
-        Command::Edge(crate::cli::EdgeCommand::Serve { config }) => edge_serve(&config),
+        Command::Edge(c) => edge::run(c),
     }
 }
 
@@ -51,18 +52,6 @@ pub(crate) fn print_diagnostics(diags: &[berth_spec::Diagnostic], sources: &bert
         report::render_plain(diags, sources)
     };
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
-}
-
-/// `berth edge serve CONFIG`: runs until SIGINT/SIGTERM.
-fn edge_serve(config: &Path) -> u8 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return fail(exit::FAILED, e, None),
-    };
-    match rt.block_on(berth_edge::serve(config, berth_edge::EdgeOptions::default())) {
-        Ok(()) => exit::OK,
-        Err(e) => fail(exit::FAILED, format!("edge: {e}"), None),
-    }
 }
 
 /// Resolves the files and loads the stack; on failure prints the diagnostics.
