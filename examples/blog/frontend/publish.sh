@@ -8,7 +8,7 @@
 # switch still finds its lazy chunks); older ones are removed. The HEALTHCHECK passes once the
 # copy is done, so `berth deploy` waits for it.
 set -eu
-src=/dist
+src=${SRC:-/dist}
 dst=${DEST:-/srv/frontend}
 keep=${KEEP_RELEASES:-3}
 id=$(cat "$src/.build-id")
