@@ -8,6 +8,48 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+/// Hand the edge's listening sockets from `<stack>_edge-listen` to the proxy (zero-downtime edge
+/// updates); `BERTH_EDGE_HANDOVER=0` deploys one proxy publishing its ports instead.
+fn edge_handover() -> bool {
+    std::env::var("BERTH_EDGE_HANDOVER").map_or(EDGE_HANDOVER_DEFAULT, |v| v != "0")
+}
+const EDGE_HANDOVER_DEFAULT: bool = false;
+
+/// The edge image's tag, from the executable it is built from (hashed once per process).
+fn edge_image() -> Result<(String, std::path::PathBuf), String> {
+    static TAG: std::sync::OnceLock<Result<(String, std::path::PathBuf), String>> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let bin = berth_engine::edge_image::edge_binary();
+        berth_engine::edge_image::edge_image_tag(&bin)
+            .map(|t| (t, bin.clone()))
+            .map_err(|e| format!("cannot read {} to build the edge image from: {e}", bin.display()))
+    })
+    .clone()
+}
+
+/// Adds berth's edge to the desired state when the stack has routes or statics.
+pub(crate) fn add_edge(
+    desired: &mut berth_plan::Desired,
+    stack: &berth_spec::Stack,
+) -> Result<(), Vec<berth_spec::Diagnostic>> {
+    if !berth_plan::edge::has_edge(stack) {
+        return Ok(());
+    }
+    let (image, _) = edge_image().map_err(|e| vec![berth_spec::Diagnostic::error("edge.image", None, "x-berth", e)])?;
+    let opts = berth_plan::edge::EdgeOptions { image, handover: edge_handover() };
+    berth_plan::edge::add_edge(desired, stack, &opts).map(|_| ())
+}
+
+/// The edge's URLs from the stack files, when they can be read (`berth status`).
+pub(crate) fn edge_urls(stack: &StackArgs) -> Vec<String> {
+    let have_files = !stack.files.is_empty()
+        || std::env::current_dir().ok().and_then(|d| berth_spec::load::default_file(&d)).is_some();
+    if !have_files {
+        return Vec::new();
+    }
+    super::load(stack).map(|l| berth_plan::edge::urls(&l.stack)).unwrap_or_default()
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, u8> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| super::fail(exit::FAILED, e, None))
 }
@@ -51,6 +93,12 @@ fn report_error(e: &DeployError) -> u8 {
         let _ = writeln!(err, "  hint: {h}");
     }
     code
+}
+
+fn print_urls(urls: &[String]) {
+    for u in urls {
+        let _ = writeln!(std::io::stderr(), "edge: {u}");
+    }
 }
 
 fn print_notes(report: &DeployReport) {
@@ -131,6 +179,20 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
             (!xb.release.is_empty()).then(|| (format!("{name}_{svc}"), xb.release))
         })
         .collect();
+    // The edge's image: built from this executable when the engine does not have it yet.
+    if desired.services.contains_key(&berth_plan::edge::proxy_service(&name))
+        && let Ok((tag, bin)) = edge_image()
+    {
+        match rt.block_on(engine.ensure_edge_image(&tag, &bin)) {
+            Ok(true) => progress.line(&format!("edge: built image {tag}")),
+            Ok(false) => {}
+            Err(e) => {
+                let hint = e.hint();
+                return super::fail(engine_code(&e), e, hint);
+            }
+        }
+    }
+    let urls = berth_plan::edge::urls(&loaded.stack);
     let opts = DeployOptions {
         adopt: args.adopt,
         timeout: Duration::from_secs(args.timeout),
@@ -147,6 +209,7 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
                 print_notes(&r);
                 let release = r.release.map(|n| format!(", release {n}")).unwrap_or_default();
                 let _ = writeln!(std::io::stderr(), "stack {name} is up to date ({} services{release})", r.services);
+                print_urls(&urls);
                 exit::OK
             }
             Ok(r) => {
@@ -158,6 +221,7 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
                     r.services,
                     r.elapsed.as_secs_f64()
                 );
+                print_urls(&urls);
                 exit::OK
             }
             Err(e) => report_error(&e),

@@ -239,7 +239,14 @@ pub(crate) fn build_options(args: &StackArgs, loaded: &Loaded) -> berth_engine::
 pub(crate) fn desired(loaded: &Loaded, stack: &berth_spec::Stack, name: &str) -> Result<berth_plan::Desired, u8> {
     let read = |p: &Path| std::fs::read(p);
     let opts = berth_plan::convert::ConvertOptions { content_addressed: true };
-    berth_plan::convert::desired(stack, name, &opts, &read).map_err(|diags| {
+    let mut desired = berth_plan::convert::desired(stack, name, &opts, &read);
+    // The edge (when the stack has routes or statics) is part of the desired state.
+    if let Ok(d) = &mut desired
+        && let Err(diags) = deploy::add_edge(d, stack)
+    {
+        desired = Err(diags);
+    }
+    desired.map_err(|diags| {
         let diags = berth_plan::convert::locate(diags, &loaded.documents);
         print_diagnostics(&diags, &loaded.sources);
         exit::INVALID

@@ -63,6 +63,7 @@ pub fn status(stack: &StackArgs, json: bool) -> u8 {
         Ok(n) => n,
         Err(c) => return c,
     };
+    let urls = super::deploy::edge_urls(stack);
     with_engine(|e| async move {
         let s = e.status(&name).await?;
         if json {
@@ -121,6 +122,11 @@ pub fn status(stack: &StackArgs, json: bool) -> u8 {
             &rows,
             tty(),
         ));
+        if s.services.iter().any(|v| v.name == "edge") {
+            for u in &urls {
+                out.push_str(&format!("edge: {u}\n"));
+            }
+        }
         if tty() {
             out.push('\n');
             let rows: Vec<Vec<String>> = s
