@@ -167,7 +167,6 @@ make_root() { # image: untar minbase, install packages (cached per package list)
     : >"$root/etc/resolv.conf"
     tar -C "$root" -cf "$cache/root-$i-$key.tar.tmp" . && mv "$cache/root-$i-$key.tar.tmp" "$cache/root-$i-$key.tar"
   fi
-  add_host_cas "$root"
   # Local CAs this host trusts (e.g. a proxy's), so that pip/npm inside builds from these bases
   # work where the host's do.
   if [ -x "$root/usr/sbin/update-ca-certificates" ] && ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
@@ -179,20 +178,6 @@ make_root() { # image: untar minbase, install packages (cached per package list)
     postgres) write_postgres_entrypoint "$root" ;;
     redis) write_redis_entrypoint "$root" ;;
   esac
-}
-
-# (H4) Local CAs this host trusts (/usr/local/share/ca-certificates, e.g. an egress proxy's) are
-# trusted by the images too, so that `npm ci` / `pip install` in a build stage reach their registries
-# the way the host does. Images with Debian's ca-certificates get them in the system bundle.
-add_host_cas() {
-  local root=$1 crt
-  for crt in /usr/local/share/ca-certificates/*.crt; do
-    [ -f "$crt" ] || continue
-    mkdir -p "$root/usr/local/share/ca-certificates"
-    cp "$crt" "$root/usr/local/share/ca-certificates/"
-    [ -f "$root/etc/ssl/certs/ca-certificates.crt" ] && cat "$crt" >>"$root/etc/ssl/certs/ca-certificates.crt"
-  done
-  return 0
 }
 
 write_postgres_entrypoint() {
