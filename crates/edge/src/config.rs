@@ -59,7 +59,7 @@ pub struct EdgeConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
-    /// `off`, `files`, `local-ca` or `acme` (not implemented yet).
+    /// `off`, `files`, `local-ca` or `acme`.
     #[serde(default)]
     pub mode: TlsMode,
     /// PEM certificate chains and keys (mode `files`); each is used for the configured domains it is valid for.
@@ -72,12 +72,80 @@ pub struct TlsConfig {
     /// Redirect plain HTTP to HTTPS (default true when TLS is on).
     #[serde(default = "yes")]
     pub redirect: bool,
+    /// ACME directory URL (mode `acme`; default Let's Encrypt production).
+    #[serde(default = "default_directory")]
+    pub directory: String,
+    /// Contact e-mail for the ACME account (mode `acme`).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Directory keeping the ACME account key and certificates (mode `acme`; default `/var/lib/berth-edge`).
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// PEM file with the root CA the ACME directory's HTTPS certificate chains to (instead of the system
+    /// roots), e.g. pebble's test CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// ACME challenge types in order of preference (default `["http-01", "tls-alpn-01"]`).
+    #[serde(default = "default_challenges")]
+    pub challenges: Vec<ChallengeKind>,
+    /// Renew when less than this remains of a certificate's validity, in ms (default: a third of its lifetime).
+    #[serde(default)]
+    pub renew_before_ms: Option<u64>,
+    /// How often certificates are checked for renewal, in ms (default one hour).
+    #[serde(default = "default_renew_check")]
+    pub renew_check_ms: u64,
+    /// First retry delay after a failed order, in ms; doubled on each failure up to 24 h (default 60 s).
+    #[serde(default = "default_retry_min")]
+    pub retry_min_ms: u64,
 }
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        TlsConfig { mode: TlsMode::Off, certs: Vec::new(), ca_dir: None, redirect: true }
+        TlsConfig {
+            mode: TlsMode::Off,
+            certs: Vec::new(),
+            ca_dir: None,
+            redirect: true,
+            directory: default_directory(),
+            email: None,
+            store: default_store(),
+            ca_file: None,
+            challenges: default_challenges(),
+            renew_before_ms: None,
+            renew_check_ms: default_renew_check(),
+            retry_min_ms: default_retry_min(),
+        }
     }
+}
+
+/// An ACME challenge type the edge can answer.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ChallengeKind {
+    /// `http-01`: a token under `/.well-known/acme-challenge/` on port 80.
+    #[serde(rename = "http-01")]
+    Http01,
+    /// `tls-alpn-01`: a self-signed certificate presented to `acme-tls/1` hellos on port 443.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+fn default_directory() -> String {
+    LETS_ENCRYPT_DIRECTORY.into()
+}
+fn default_store() -> PathBuf {
+    PathBuf::from("/var/lib/berth-edge")
+}
+fn default_challenges() -> Vec<ChallengeKind> {
+    vec![ChallengeKind::Http01, ChallengeKind::TlsAlpn01]
+}
+fn default_renew_check() -> u64 {
+    3_600_000
+}
+fn default_retry_min() -> u64 {
+    60_000
 }
 
 /// Where HTTPS certificates come from.
@@ -91,7 +159,7 @@ pub enum TlsMode {
     Files,
     /// Certificates issued on the fly by a local CA (development, `*.localhost`).
     LocalCa,
-    /// Certificates from an ACME server (planned; rejected for now).
+    /// Certificates from an ACME server (HTTP-01 / TLS-ALPN-01), kept in `tls.store` and renewed.
     Acme,
 }
 
@@ -335,7 +403,23 @@ impl EdgeConfig {
             TlsMode::Files if self.tls.certs.is_empty() => {
                 return Err(bad("tls.certs".into(), "mode `files` needs at least one {cert, key}"));
             }
-            TlsMode::Acme => return Err(bad("tls.mode".into(), "`acme` is not implemented yet")),
+            TlsMode::Acme => {
+                if !self.tls.directory.starts_with("https://") && !self.tls.directory.starts_with("http://") {
+                    return Err(bad("tls.directory".into(), "expected an http(s) URL"));
+                }
+                if self.tls.challenges.is_empty() {
+                    return Err(bad("tls.challenges".into(), "at least one of `http-01`, `tls-alpn-01`"));
+                }
+                if self.tls.challenges.contains(&ChallengeKind::Http01) && self.http_port.is_none() {
+                    return Err(bad("tls.challenges".into(), "`http-01` needs the plain HTTP listener (http_port)"));
+                }
+                if self.https_port.is_none() {
+                    return Err(bad("https_port".into(), "mode `acme` needs the HTTPS listener"));
+                }
+                if self.tls.renew_check_ms == 0 || self.tls.retry_min_ms == 0 {
+                    return Err(bad("tls.renew_check_ms".into(), "renew_check_ms and retry_min_ms must be > 0"));
+                }
+            }
             _ => {}
         }
         if let Some(a) = &self.admin_addr

@@ -4,6 +4,7 @@
 //!
 //! Entry points: [`serve`] (what `berth edge serve CONFIG` calls) and [`start`] (tests, embedding).
 
+pub mod acme;
 pub mod backends;
 pub mod config;
 pub mod handover;
@@ -204,6 +205,17 @@ struct Shared {
     phase: tokio::sync::watch::Sender<u8>,
 }
 
+impl Shared {
+    /// `/metrics` text: edge counters plus the certificate store's (ACME orders).
+    fn metrics_text(&self) -> String {
+        let mut out = self.metrics.render(&self.registry);
+        if let Some(store) = self.store.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            out.push_str(&store.metrics_text());
+        }
+        out
+    }
+}
+
 /// A running edge: its bound addresses, and control over it.
 pub struct EdgeHandle {
     /// Bound plain-HTTP address, if enabled.
@@ -235,7 +247,7 @@ impl EdgeHandle {
             return Err(EdgeError::NeedsRestart("tls.mode"));
         }
         if cfg.tls != cur.tls || cfg.known_hosts() != cur.known_hosts() {
-            let store = tls::store_from_config(&cfg.tls, &cfg.known_hosts())?;
+            let store = tls::store_from_config(&cfg.tls, &cfg.known_hosts(), self.shared.opts.access_log.clone())?;
             self.shared.sni.swap(store.clone());
             *self.shared.store.lock().unwrap_or_else(|e| e.into_inner()) = store;
         }
@@ -252,7 +264,7 @@ impl EdgeHandle {
 
     /// The `/metrics` text (same as the admin endpoint).
     pub fn metrics_text(&self) -> String {
-        self.shared.metrics.render(&self.shared.registry)
+        self.shared.metrics_text()
     }
 
     /// Stops accepting connections (open ones are dropped with the runtime or finish on their own).
@@ -364,7 +376,7 @@ pub async fn start_with(
             let pem = ca.ca_pem().to_owned();
             (Some(Arc::new(ca)), Some(pem))
         }
-        _ => (tls::store_from_config(&cfg.tls, &hosts)?, None),
+        _ => (tls::store_from_config(&cfg.tls, &hosts, opts.access_log.clone())?, None),
     };
     let sni = Arc::new(SniResolver::new(store.clone()));
     let acceptor =
@@ -648,6 +660,10 @@ async fn serve_tls(
         }
     };
     let conn = tls.get_ref().1;
+    // A TLS-ALPN-01 validation only needs the handshake.
+    if conn.alpn_protocol() == Some(tls::ACME_TLS_ALPN) {
+        return;
+    }
     let sni: Arc<str> = conn.server_name().unwrap_or("").to_ascii_lowercase().into();
     if conn.alpn_protocol() == Some(b"h2") {
         drive_h2(tls, peer, Some(sni), shared, builders).await;
@@ -760,6 +776,20 @@ async fn route(
     {
         return plain(StatusCode::MISDIRECTED_REQUEST, "host does not match TLS server name\n");
     }
+    // ACME HTTP-01 validations come over plain HTTP and are never redirected (mode `acme`: an unknown token
+    // is a 404; other modes route the path like any other).
+    if let Some(token) = req.uri().path().strip_prefix("/.well-known/acme-challenge/")
+        && let Some(store) = shared.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    {
+        if let Some(key_auth) = store.http_challenge(token) {
+            let mut r = Response::new(full(Bytes::from(key_auth)));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            return r;
+        }
+        if shared.config.lock().unwrap_or_else(|e| e.into_inner()).tls.mode == TlsMode::Acme {
+            return plain(StatusCode::NOT_FOUND, "unknown ACME challenge\n");
+        }
+    }
     if sni.is_none()
         && table.redirect
         && let Some(port) = table.https_port
@@ -805,7 +835,7 @@ async fn admin_loop(listener: TcpListener, shared: Arc<Shared>) {
                     let resp = match req.uri().path() {
                         "/healthz" => plain(StatusCode::OK, "ok\n"),
                         "/metrics" => {
-                            let mut r = Response::new(full(Bytes::from(sh.metrics.render(&sh.registry))));
+                            let mut r = Response::new(full(Bytes::from(sh.metrics_text())));
                             r.headers_mut()
                                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
                             r

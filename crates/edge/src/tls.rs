@@ -1,7 +1,8 @@
 //! Certificates: the [`CertStore`] interface, PEM files, a local CA, SNI selection and the rustls server config.
 //!
-//! ACME plugs in as another [`CertStore`]: it answers `certificate(host)` from its cache (filled from shared
-//! storage or by ordering) and renews in the background; the SNI resolver and listener stay as they are.
+//! ACME ([`crate::acme::AcmeStore`]) is another [`CertStore`]: it answers `certificate(host)` from its cache
+//! (filled from its store directory or by ordering), TLS-ALPN-01 hellos through [`CertStore::alpn_challenge`] and
+//! HTTP-01 requests through [`CertStore::http_challenge`], and renews in the background.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,7 +17,9 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::acme::AcmeStore;
 use crate::config::{TlsConfig, TlsMode};
+use crate::metrics::AccessLog;
 
 /// Why certificates could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
@@ -41,13 +44,37 @@ pub enum TlsError {
     /// The local CA directory could not be read or written.
     #[error("local CA directory: {0}")]
     Io(#[from] std::io::Error),
+    /// The ACME store directory (`tls.store`) could not be created.
+    #[error("ACME store {path}: {source}")]
+    AcmeStore {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
-/// A source of server certificates by host name. Implementations: [`FileCertStore`], [`LocalCa`]; ACME next.
+/// A source of server certificates by host name. Implementations: [`FileCertStore`], [`LocalCa`],
+/// [`crate::acme::AcmeStore`].
 pub trait CertStore: Send + Sync + fmt::Debug {
     /// The certificate to present for `server_name` (lower-case SNI), or `None` to refuse the handshake.
     fn certificate(&self, server_name: &str) -> Option<Arc<CertifiedKey>>;
+    /// The TLS-ALPN-01 challenge certificate for `server_name`, for hellos offering only `acme-tls/1`.
+    fn alpn_challenge(&self, _server_name: &str) -> Option<Arc<CertifiedKey>> {
+        None
+    }
+    /// The HTTP-01 key authorization for `token` (`/.well-known/acme-challenge/<token>`), if one is pending.
+    fn http_challenge(&self, _token: &str) -> Option<String> {
+        None
+    }
+    /// Extra Prometheus text for `/metrics`.
+    fn metrics_text(&self) -> String {
+        String::new()
+    }
 }
+
+/// The ALPN protocol of TLS-ALPN-01 validation hellos (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     let pem_err = |path: &Path, message: String| TlsError::Pem { path: path.to_owned(), message };
@@ -230,8 +257,13 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     }
 }
 
-/// Builds the certificate store a [`TlsConfig`] asks for (`None` for mode `off`).
-pub fn store_from_config(tls: &TlsConfig, hosts: &[String]) -> Result<Option<Arc<dyn CertStore>>, TlsError> {
+/// Builds the certificate store a [`TlsConfig`] asks for (`None` for mode `off`). Mode `acme` starts its
+/// background task on the current tokio runtime and reports events to `log`.
+pub fn store_from_config(
+    tls: &TlsConfig,
+    hosts: &[String],
+    log: Arc<dyn AccessLog>,
+) -> Result<Option<Arc<dyn CertStore>>, TlsError> {
     Ok(match tls.mode {
         TlsMode::Off => None,
         TlsMode::Files => {
@@ -239,7 +271,7 @@ pub fn store_from_config(tls: &TlsConfig, hosts: &[String]) -> Result<Option<Arc
             Some(Arc::new(FileCertStore::load(&files, hosts)?))
         }
         TlsMode::LocalCa => Some(Arc::new(LocalCa::open(tls.ca_dir.as_deref(), hosts)?)),
-        TlsMode::Acme => None,
+        TlsMode::Acme => Some(Arc::new(AcmeStore::open(tls, hosts, log)?)),
     })
 }
 
@@ -265,11 +297,19 @@ impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name()?.to_ascii_lowercase();
         let store = self.store.load();
-        store.as_ref().as_ref()?.certificate(&name)
+        let store = store.as_ref().as_ref()?;
+        // A TLS-ALPN-01 validation offers exactly `acme-tls/1`; it gets the challenge certificate, nothing else.
+        let acme_only = hello.alpn().is_some_and(|mut a| a.next() == Some(ACME_TLS_ALPN) && a.next().is_none());
+        if acme_only {
+            return store.alpn_challenge(&name);
+        }
+        store.certificate(&name)
     }
 }
 
-/// The rustls server config: TLS 1.2 and 1.3 only, ring's AEAD/ECDHE suites, ALPN `h2` then `http/1.1`.
+/// The rustls server config: TLS 1.2 and 1.3 only, ring's AEAD/ECDHE suites, ALPN `h2` then `http/1.1`
+/// (and `acme-tls/1`, only ever chosen by TLS-ALPN-01 validations, whose connections are closed after the
+/// handshake).
 pub fn server_config(resolver: Arc<SniResolver>) -> Result<ServerConfig, TlsError> {
     let mut provider = provider::default_provider();
     // ring's defaults are already modern (AES-GCM / ChaCha20-Poly1305 with ECDHE); keep only those explicitly.
@@ -292,6 +332,6 @@ pub fn server_config(resolver: Arc<SniResolver>) -> Result<ServerConfig, TlsErro
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
     Ok(cfg)
 }

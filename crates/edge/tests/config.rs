@@ -65,7 +65,9 @@ fn invalid_values_name_their_key_path() {
     );
     assert_eq!(invalid_key(r#"{"domains": ["bad host"]}"#), "domains.0");
     assert_eq!(invalid_key(r#"{"tls": {"mode": "files"}}"#), "tls.certs");
-    assert_eq!(invalid_key(r#"{"tls": {"mode": "acme"}}"#), "tls.mode");
+    assert_eq!(invalid_key(r#"{"tls": {"mode": "acme", "challenges": []}}"#), "tls.challenges");
+    assert_eq!(invalid_key(r#"{"tls": {"mode": "acme", "directory": "ftp://x"}}"#), "tls.directory");
+    assert_eq!(invalid_key(r#"{"http_port": null, "tls": {"mode": "acme"}}"#), "tls.challenges");
     assert_eq!(invalid_key(r#"{"admin_addr": "localhost"}"#), "admin_addr");
     assert_eq!(invalid_key(r#"{"limits": {"max_header_bytes": 100}}"#), "limits.max_header_bytes");
     assert_eq!(

@@ -1,0 +1,650 @@
+//! ACME certificates (RFC 8555): a [`CertStore`] that orders a certificate per domain from an ACME directory
+//! (Let's Encrypt by default, pebble in tests), answers HTTP-01 and TLS-ALPN-01 challenges, keeps the account
+//! key and certificates in a store directory and renews in the background.
+//!
+//! Store layout, per directory URL (so switching directories never serves the other CA's certificates):
+//! `<store>/<directory as a file name>/account.json`, `<domain>.pem` (private key + chain, one file so key and
+//! certificate are replaced together), `<domain>.lock` (an order in progress) and `challenges/` (pending HTTP-01
+//! key authorizations and TLS-ALPN-01 certificates). Every file is written with mode 0600 into a temporary
+//! name and renamed. Edges sharing the store directory (restarts, or replicas with a shared volume) reuse
+//! certificates, take turns through the lock file (only one orders a domain at a time) and answer each other's
+//! pending challenges.
+//!
+//! Renewal: a certificate is due when less than `tls.renew_before_ms` (default a third of its lifetime, plus a
+//! random part of up to an eighth of the rest, so certificates and replicas spread out) remains. Domains are
+//! ordered one after the other; a failed order is retried after `tls.retry_min_ms`, doubling up to 24 h (with
+//! jitter). A new certificate is swapped in for new handshakes; open connections keep theirs.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy,
+};
+use rustls::crypto::ring as provider;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{ChallengeKind, TlsConfig};
+use crate::metrics::AccessLog;
+use crate::tls::{CertStore, TlsError};
+
+/// Why an order (or loading the store) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    /// The ACME server or the connection to it failed.
+    #[error("ACME: {0}")]
+    Acme(#[from] instant_acme::Error),
+    /// The ACME server offered none of the configured challenge types.
+    #[error("the ACME server offers none of the configured challenges ({0}) for `{1}`")]
+    NoChallenge(String, String),
+    /// The order ended in a state other than ready/valid.
+    #[error("order for `{domain}` is {status}: {detail}")]
+    Order {
+        /// The domain.
+        domain: String,
+        /// Final order status.
+        status: String,
+        /// The server's problem document, if any.
+        detail: String,
+    },
+    /// Key or CSR generation failed.
+    #[error("key generation: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// The issued or stored certificate could not be used.
+    #[error("certificate: {0}")]
+    Cert(String),
+    /// The store directory could not be read or written.
+    #[error("store: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A certificate in use, with its validity.
+struct Issued {
+    key: Arc<CertifiedKey>,
+    pem: String,
+    not_before: SystemTime,
+    not_after: SystemTime,
+    /// When the background task orders a replacement.
+    renew_at: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    started: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    loaded: AtomicU64,
+}
+
+struct Settings {
+    directory: String,
+    email: Option<String>,
+    dir: PathBuf,
+    ca_file: Option<PathBuf>,
+    challenges: Vec<ChallengeKind>,
+    renew_before: Option<Duration>,
+    renew_check: Duration,
+    retry_min: Duration,
+}
+
+struct Inner {
+    set: Settings,
+    domains: Vec<String>,
+    certs: RwLock<HashMap<String, Arc<Issued>>>,
+    http_tokens: Mutex<HashMap<String, String>>,
+    alpn: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+    counters: Counters,
+    log: Arc<dyn AccessLog>,
+    last_error: Mutex<HashMap<String, String>>,
+}
+
+/// Certificates from an ACME server, kept in a store directory and renewed in the background.
+pub struct AcmeStore {
+    inner: Arc<Inner>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl fmt::Debug for AcmeStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcmeStore")
+            .field("directory", &self.inner.set.directory)
+            .field("domains", &self.inner.domains)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for AcmeStore {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// `https://acme.example/dir` → `https___acme.example_dir`.
+fn dir_name(url: &str) -> String {
+    url.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A cheap random number (jitter only; not for keys).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}
+
+/// `d` scaled by a random factor in `[1 - f, 1 + f]`.
+fn jitter(d: Duration, f: f64) -> Duration {
+    let r = (random_u64() % 10_000) as f64 / 10_000.0; // [0, 1)
+    d.mul_f64(1.0 - f + 2.0 * f * r)
+}
+
+/// Writes `data` to `path` atomically (temporary file, fsync, rename), readable by the owner only.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.{:x}.tmp", std::process::id(), random_u64()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let res = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+fn unix_time(secs: i64) -> SystemTime {
+    if secs >= 0 { UNIX_EPOCH + Duration::from_secs(secs as u64) } else { UNIX_EPOCH }
+}
+
+/// Parses a PEM bundle (private key + chain, leaf first) into a usable certificate for `domain`.
+fn parse_bundle(pem: &str, domain: &str) -> Result<(CertifiedKey, SystemTime, SystemTime), AcmeError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| AcmeError::Cert(e.to_string()))?;
+    let leaf = chain.first().ok_or_else(|| AcmeError::Cert("no CERTIFICATE block".into()))?;
+    let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| AcmeError::Cert(e.to_string()))?;
+    let signing = provider::sign::any_supported_type(&key).map_err(|e| AcmeError::Cert(e.to_string()))?;
+    let (_, x509) = x509_parser::parse_x509_certificate(leaf).map_err(|e| AcmeError::Cert(e.to_string()))?;
+    let v = x509.validity();
+    let (nb, na) = (unix_time(v.not_before.timestamp()), unix_time(v.not_after.timestamp()));
+    let names: Vec<String> = x509
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|g| match g {
+                    x509_parser::extensions::GeneralName::DNSName(n) => Some(n.to_ascii_lowercase()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !names.iter().any(|n| n == domain) {
+        return Err(AcmeError::Cert(format!("certificate does not name `{domain}` (names: {names:?})")));
+    }
+    let ck = CertifiedKey::new(chain, signing);
+    ck.keys_match().map_err(|e| AcmeError::Cert(format!("key does not match certificate: {e}")))?;
+    Ok((ck, nb, na))
+}
+
+impl Settings {
+    fn cert_path(&self, domain: &str) -> PathBuf {
+        self.dir.join(format!("{domain}.pem"))
+    }
+    fn lock_path(&self, domain: &str) -> PathBuf {
+        self.dir.join(format!("{domain}.lock"))
+    }
+    fn challenges_dir(&self) -> PathBuf {
+        self.dir.join("challenges")
+    }
+    fn renew_at(&self, nb: SystemTime, na: SystemTime) -> SystemTime {
+        let lifetime = na.duration_since(nb).unwrap_or_default();
+        let before = self.renew_before.unwrap_or(lifetime / 3).min(lifetime);
+        // Up to an eighth of the not-due part earlier, at random: certificates issued together, and
+        // replicas, spread out (a 90-day certificate: renewed 30 to 37.5 days before expiry).
+        let early = (lifetime - before).mul_f64((random_u64() % 10_000) as f64 / 80_000.0);
+        na.checked_sub(before + early).unwrap_or(UNIX_EPOCH)
+    }
+}
+
+impl Inner {
+    fn event(&self, v: serde_json::Value) {
+        let mut v = v;
+        v["ts_ms"] = now_ms().into();
+        self.log.line(&v.to_string());
+    }
+
+    fn issued(&self, domain: &str, pem: String) -> Result<Arc<Issued>, AcmeError> {
+        let (ck, nb, na) = parse_bundle(&pem, domain)?;
+        Ok(Arc::new(Issued {
+            key: Arc::new(ck),
+            pem,
+            not_before: nb,
+            not_after: na,
+            renew_at: self.set.renew_at(nb, na),
+        }))
+    }
+
+    /// Reads `<domain>.pem` from the store (`None` when missing, expired or unreadable).
+    fn load_stored(&self, domain: &str) -> Option<Arc<Issued>> {
+        let pem = std::fs::read_to_string(self.set.cert_path(domain)).ok()?;
+        match self.issued(domain, pem) {
+            Ok(i) if i.not_after > SystemTime::now() => Some(i),
+            Ok(_) => None,
+            Err(e) => {
+                self.event(
+                    serde_json::json!({"event": "acme_store_unreadable", "domain": domain, "error": e.to_string()}),
+                );
+                None
+            }
+        }
+    }
+
+    fn install(&self, domain: &str, issued: Arc<Issued>) {
+        self.certs.write().unwrap_or_else(|e| e.into_inner()).insert(domain.to_owned(), issued);
+    }
+
+    fn current(&self, domain: &str) -> Option<Arc<Issued>> {
+        self.certs.read().unwrap_or_else(|e| e.into_inner()).get(domain).cloned()
+    }
+
+    async fn account(&self) -> Result<Account, AcmeError> {
+        let builder = || match &self.set.ca_file {
+            Some(ca) => Account::builder_with_root(ca),
+            None => Account::builder(),
+        };
+        let path = self.set.dir.join("account.json");
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(creds) = serde_json::from_str::<AccountCredentials>(&text)
+        {
+            return Ok(builder()?.from_credentials(creds).await?);
+        }
+        let contact = self.set.email.as_ref().map(|e| format!("mailto:{e}"));
+        let contacts: Vec<&str> = contact.iter().map(|s| s.as_str()).collect();
+        let (account, creds) = builder()?
+            .create(
+                &NewAccount { contact: &contacts, terms_of_service_agreed: true, only_return_existing: false },
+                self.set.directory.clone(),
+                None,
+            )
+            .await?;
+        let json = serde_json::to_vec(&creds).map_err(|e| AcmeError::Cert(e.to_string()))?;
+        write_atomic(&path, &json)?;
+        Ok(account)
+    }
+
+    fn alpn_cert(domain: &str, digest: &[u8]) -> Result<CertifiedKey, AcmeError> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut p = rcgen::CertificateParams::new(vec![domain.to_owned()])?;
+        p.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+        let cert = p.self_signed(&key)?;
+        let key_der = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| AcmeError::Cert(e.to_string()))?;
+        let signing = provider::sign::any_supported_type(&key_der).map_err(|e| AcmeError::Cert(e.to_string()))?;
+        Ok(CertifiedKey::new(vec![cert.der().clone()], signing))
+    }
+
+    /// One order for `domain`: challenge, CSR, certificate. Returns the PEM bundle (key + chain).
+    async fn order(&self, account: &Account, domain: &str) -> Result<String, AcmeError> {
+        let ids = [Identifier::Dns(domain.to_owned())];
+        let mut order = account.new_order(&NewOrder::new(&ids)).await?;
+        let mut published: Vec<(ChallengeKind, String)> = Vec::new();
+        let res = async {
+            let mut authzs = order.authorizations();
+            while let Some(a) = authzs.next().await {
+                let mut a = a?;
+                match a.status {
+                    AuthorizationStatus::Pending => {}
+                    AuthorizationStatus::Valid => continue,
+                    s => {
+                        return Err(AcmeError::Order {
+                            domain: domain.into(),
+                            status: format!("{s:?}"),
+                            detail: "authorization not pending".into(),
+                        });
+                    }
+                }
+                let offered: Vec<ChallengeType> = a.challenges.iter().map(|c| c.r#type.clone()).collect();
+                let Some(kind) = self.set.challenges.iter().copied().find(|k| offered.contains(&acme_type(*k))) else {
+                    let want: Vec<&str> = self.set.challenges.iter().map(|k| kind_name(*k)).collect();
+                    return Err(AcmeError::NoChallenge(want.join(", "), domain.into()));
+                };
+                let mut ch = a.challenge(acme_type(kind)).expect("offered");
+                let ka = ch.key_authorization();
+                match kind {
+                    ChallengeKind::Http01 => {
+                        let token = ch.token.clone();
+                        self.http_tokens
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(token.clone(), ka.as_str().to_owned());
+                        // Replicas sharing the store answer it too.
+                        let dir = self.set.challenges_dir();
+                        create_private_dir(&dir)?;
+                        if valid_token(&token) {
+                            write_atomic(&dir.join(format!("http-{token}")), ka.as_str().as_bytes())?;
+                        }
+                        published.push((kind, token));
+                    }
+                    ChallengeKind::TlsAlpn01 => {
+                        let ck = Self::alpn_cert(domain, ka.digest().as_ref())?;
+                        self.alpn.lock().unwrap_or_else(|e| e.into_inner()).insert(domain.to_owned(), Arc::new(ck));
+                        published.push((kind, domain.to_owned()));
+                    }
+                }
+                ch.set_ready().await?;
+                self.event(serde_json::json!({"event": "acme_challenge", "domain": domain, "type": kind_name(kind)}));
+            }
+            let retry = RetryPolicy::new().initial_delay(Duration::from_millis(250)).timeout(Duration::from_secs(90));
+            let status = order.poll_ready(&retry).await?;
+            if status != OrderStatus::Ready {
+                let detail = order.state().error.as_ref().map(|p| p.to_string()).unwrap_or_default();
+                return Err(AcmeError::Order { domain: domain.into(), status: format!("{status:?}"), detail });
+            }
+            let key = rcgen::KeyPair::generate()?;
+            let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()])?;
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            let csr = params.serialize_request(&key)?;
+            order.finalize_csr(csr.der()).await?;
+            let chain = order.poll_certificate(&retry).await?;
+            Ok(format!("{}{}", key.serialize_pem(), chain))
+        }
+        .await;
+        for (kind, id) in published {
+            match kind {
+                ChallengeKind::Http01 => {
+                    self.http_tokens.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    let _ = std::fs::remove_file(self.set.challenges_dir().join(format!("http-{id}")));
+                }
+                ChallengeKind::TlsAlpn01 => {
+                    self.alpn.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                }
+            }
+        }
+        res
+    }
+
+    /// Takes the store's order lock for `domain` (a file created exclusively; one older than 10 minutes is a
+    /// crashed holder's and is taken over). `None`: another edge is ordering.
+    fn try_lock(&self, domain: &str) -> Option<LockFile> {
+        let path = self.set.lock_path(domain);
+        let open = || std::fs::OpenOptions::new().write(true).create_new(true).open(&path);
+        let mut f = match open() {
+            Ok(f) => f,
+            Err(_) => {
+                let stale = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > Duration::from_secs(600));
+                if !stale || std::fs::remove_file(&path).is_err() {
+                    return None;
+                }
+                open().ok()?
+            }
+        };
+        let _ = write!(f, "{}", std::process::id());
+        Some(LockFile(path))
+    }
+
+    /// Installs the store's certificate for `domain` when it is newer than the one in use; `true` when the
+    /// certificate in use is then not due for renewal.
+    fn adopt_stored(&self, domain: &str) -> bool {
+        if let Some(stored) = self.load_stored(domain)
+            && self.current(domain).is_none_or(|c| stored.not_after > c.not_after)
+        {
+            self.counters.loaded.fetch_add(1, Ordering::Relaxed);
+            self.event(serde_json::json!({"event": "acme_loaded", "domain": domain}));
+            self.install(domain, stored);
+        }
+        self.current(domain).is_some_and(|c| SystemTime::now() < c.renew_at)
+    }
+
+    /// Brings `domain` up to date: a fresher certificate from the store, else an order. `Ok(false)`: another
+    /// edge holds the order lock (try again soon).
+    async fn refresh(&self, account: &mut Option<Account>, domain: &str) -> Result<bool, AcmeError> {
+        if self.adopt_stored(domain) {
+            return Ok(true);
+        }
+        let Some(lock) = self.try_lock(domain) else { return Ok(false) };
+        // Another edge may have finished an order between the look and the lock.
+        if self.adopt_stored(domain) {
+            return Ok(true);
+        }
+        let res = async {
+            self.counters.started.fetch_add(1, Ordering::Relaxed);
+            self.event(serde_json::json!({"event": "acme_order", "domain": domain, "directory": self.set.directory}));
+            let acc = match account {
+                Some(a) => a.clone(),
+                None => {
+                    let a = self.account().await?;
+                    *account = Some(a.clone());
+                    a
+                }
+            };
+            let pem = self.order(&acc, domain).await?;
+            let issued = self.issued(domain, pem)?;
+            write_atomic(&self.set.cert_path(domain), issued.pem.as_bytes())?;
+            Ok::<_, AcmeError>(issued)
+        }
+        .await;
+        drop(lock);
+        let issued = res?;
+        self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
+        let valid_ms = issued.not_after.duration_since(issued.not_before).unwrap_or_default().as_millis() as u64;
+        self.event(serde_json::json!({"event": "acme_issued", "domain": domain, "valid_ms": valid_ms}));
+        self.install(domain, issued);
+        Ok(true)
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut account: Option<Account> = None;
+        // Per domain: (current retry delay, not before).
+        let mut backoff: HashMap<String, (Duration, Instant)> = HashMap::new();
+        loop {
+            let mut next = jitter(self.set.renew_check, 0.1);
+            for domain in &self.domains {
+                if let Some((_, at)) = backoff.get(domain) {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if !left.is_zero() {
+                        next = next.min(left);
+                        continue;
+                    }
+                }
+                let due = self.current(domain).is_none_or(|c| SystemTime::now() >= c.renew_at);
+                if !due {
+                    next = next.min(
+                        self.current(domain)
+                            .and_then(|c| c.renew_at.duration_since(SystemTime::now()).ok())
+                            .unwrap_or_default()
+                            .max(Duration::from_millis(50)),
+                    );
+                    continue;
+                }
+                match self.refresh(&mut account, domain).await {
+                    Ok(true) => {
+                        backoff.remove(domain);
+                        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).remove(domain);
+                    }
+                    // Another edge is ordering: look at the store again shortly.
+                    Ok(false) => next = next.min(jitter(Duration::from_millis(500), 0.5)),
+                    Err(e) => {
+                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        if matches!(&e, AcmeError::Acme(instant_acme::Error::Api(p)) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":accountDoesNotExist")))
+                        {
+                            let _ = std::fs::remove_file(self.set.dir.join("account.json"));
+                            account = None;
+                        }
+                        let delay = backoff
+                            .get(domain)
+                            .map(|(d, _)| *d * 2)
+                            .unwrap_or(self.set.retry_min)
+                            .min(Duration::from_secs(24 * 3600));
+                        let wait = jitter(delay, 0.1);
+                        backoff.insert(domain.clone(), (delay, Instant::now() + wait));
+                        next = next.min(wait);
+                        let msg = e.to_string();
+                        self.event(serde_json::json!({"event": "acme_order_failed", "domain": domain,
+                            "directory": self.set.directory, "error": msg, "retry_in_ms": wait.as_millis() as u64}));
+                        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).insert(domain.clone(), msg);
+                    }
+                }
+            }
+            tokio::time::sleep(next.max(Duration::from_millis(20))).await;
+        }
+    }
+}
+
+/// An order lock in the store; removed when dropped (also when the task is aborted mid-order).
+struct LockFile(PathBuf);
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn acme_type(k: ChallengeKind) -> ChallengeType {
+    match k {
+        ChallengeKind::Http01 => ChallengeType::Http01,
+        ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
+    }
+}
+
+fn kind_name(k: ChallengeKind) -> &'static str {
+    match k {
+        ChallengeKind::Http01 => "http-01",
+        ChallengeKind::TlsAlpn01 => "tls-alpn-01",
+    }
+}
+
+/// ACME tokens are base64url; anything else is never looked up on disk.
+fn valid_token(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl AcmeStore {
+    /// Opens the store for `tls.directory` under `tls.store`, loads the stored certificates of `hosts` and
+    /// starts the background task (on the current tokio runtime) that orders missing ones and renews.
+    /// Wildcard hosts are skipped (they need DNS-01). Events go to `log` as JSON lines.
+    pub fn open(tls: &TlsConfig, hosts: &[String], log: Arc<dyn AccessLog>) -> Result<AcmeStore, TlsError> {
+        let set = Settings {
+            directory: tls.directory.clone(),
+            email: tls.email.clone(),
+            dir: tls.store.join(dir_name(&tls.directory)),
+            ca_file: tls.ca_file.clone(),
+            challenges: tls.challenges.clone(),
+            renew_before: tls.renew_before_ms.map(Duration::from_millis),
+            renew_check: Duration::from_millis(tls.renew_check_ms),
+            retry_min: Duration::from_millis(tls.retry_min_ms),
+        };
+        create_private_dir(&set.dir).map_err(|source| TlsError::AcmeStore { path: set.dir.clone(), source })?;
+        let domains: Vec<String> = hosts.iter().filter(|h| !h.starts_with("*.")).cloned().collect();
+        let inner = Arc::new(Inner {
+            set,
+            domains,
+            certs: RwLock::new(HashMap::new()),
+            http_tokens: Mutex::new(HashMap::new()),
+            alpn: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            log,
+            last_error: Mutex::new(HashMap::new()),
+        });
+        for h in hosts.iter().filter(|h| h.starts_with("*.")) {
+            inner.event(serde_json::json!({"event": "acme_skipped", "domain": h, "error": "wildcards need DNS-01"}));
+        }
+        for d in &inner.domains {
+            if let Some(i) = inner.load_stored(d) {
+                inner.counters.loaded.fetch_add(1, Ordering::Relaxed);
+                inner.install(d, i);
+            }
+        }
+        let task = tokio::runtime::Handle::try_current().ok().map(|h| h.spawn(inner.clone().run()));
+        Ok(AcmeStore { inner, task })
+    }
+
+    /// The last order error per domain (cleared by a success).
+    pub fn last_errors(&self) -> HashMap<String, String> {
+        self.inner.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl CertStore for AcmeStore {
+    fn certificate(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
+        self.inner.current(server_name).map(|i| i.key.clone())
+    }
+
+    fn alpn_challenge(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
+        self.inner.alpn.lock().unwrap_or_else(|e| e.into_inner()).get(server_name).cloned()
+    }
+
+    fn http_challenge(&self, token: &str) -> Option<String> {
+        if let Some(ka) = self.inner.http_tokens.lock().unwrap_or_else(|e| e.into_inner()).get(token) {
+            return Some(ka.clone());
+        }
+        // Another edge sharing the store may be the one ordering.
+        if !valid_token(token) {
+            return None;
+        }
+        std::fs::read_to_string(self.inner.set.challenges_dir().join(format!("http-{token}"))).ok()
+    }
+
+    fn metrics_text(&self) -> String {
+        use std::fmt::Write as _;
+        let c = &self.inner.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::from("# TYPE berth_edge_acme_orders_total counter\n");
+        for (result, v) in [("started", &c.started), ("succeeded", &c.succeeded), ("failed", &c.failed)] {
+            let _ = writeln!(out, "berth_edge_acme_orders_total{{result=\"{result}\"}} {}", g(v));
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE berth_edge_acme_certs_loaded_total counter\nberth_edge_acme_certs_loaded_total {}",
+            g(&c.loaded)
+        );
+        out.push_str("# TYPE berth_edge_acme_cert_expiry_seconds gauge\n");
+        for d in &self.inner.domains {
+            if let Some(i) = self.inner.current(d) {
+                let t = i.not_after.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let _ = writeln!(out, "berth_edge_acme_cert_expiry_seconds{{domain=\"{d}\"}} {t}");
+            }
+        }
+        out
+    }
+}
