@@ -130,7 +130,7 @@ fi
 packages() { # image -> Debian packages
   case "$1" in
     python) echo python3 python3-django gunicorn python3-gunicorn python3-psycopg2 python3-celery python3-redis \
-      python3-pil ca-certificates ;;
+      python3-pil ca-certificates libjs-jquery ;; # jquery: the admin's static files link to it
     postgres) echo postgresql-15 postgresql-client-15 ;;
     redis) echo redis-server redis-tools ;;
     node) echo nodejs npm ca-certificates ;;
@@ -290,12 +290,19 @@ fail=0
 for p in "${pids[@]}"; do wait "$p" || fail=1; done
 [ "$fail" = 0 ] || { log "a package install failed"; exit 1; }
 
+import_root() { # image
+  local args=() c
+  while IFS= read -r c; do args+=(--change "$c"); done < <(changes "$1")
+  tar -C "$work/$1" -c . | docker import "${args[@]}" - "berth-local/$1:bookworm" >/dev/null
+  rm -rf "${work:?}/$1"
+}
+pids=()
 for i in "${images[@]}"; do
-  args=()
-  while IFS= read -r c; do args+=(--change "$c"); done < <(changes "$i")
-  tar -C "$work/$i" -c . | docker import "${args[@]}" - "berth-local/$i:bookworm" >/dev/null
-  rm -rf "${work:?}/$i"
+  import_root "$i" &
+  pids+=($!)
 done
+for p in "${pids[@]}"; do wait "$p" || fail=1; done
+[ "$fail" = 0 ] || { log "docker import failed"; exit 1; }
 up_to_date || { log "images were imported but do not carry hash $hash"; exit 1; }
 log "built ${images[*]/#/berth-local/} (tag bookworm, hash $hash) in $(($(date +%s) - start)) s"
 print_vars
