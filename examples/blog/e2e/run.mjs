@@ -4,9 +4,12 @@
 // and its Celery result (the word count) appear, opens the post's deep link, and saves a screenshot.
 //
 //   node run.mjs URL [--screenshot FILE] [--user NAME] [--password PW] [--timeout SECONDS]
+//                    [--ignore-https-errors]
 //
 // URL is the site's origin, e.g. http://blog.localhost:21080 (Chromium resolves every *.localhost
 // name to the loopback address itself, so the edge sees its domain without /etc/hosts entries).
+// --ignore-https-errors accepts any certificate: for the edge's local development CA, which a fresh
+// Chromium profile does not trust (never against a site with a real certificate).
 // The password may come from $BLOG_PASSWORD instead of argv (default: the example's demo password);
 // $CHROMIUM overrides /usr/bin/chromium. Progress goes to stderr; the last stdout line is a JSON
 // summary {"ok", "post_id", "screenshot", "ms": {step: milliseconds}}. Exit 0 on success, 1 on a
@@ -32,7 +35,9 @@ const FLAGS = [
 
 function usage(msg) {
   if (msg) console.error(`run.mjs: ${msg}`)
-  console.error('usage: node run.mjs URL [--screenshot FILE] [--user NAME] [--password PW] [--timeout SECONDS]')
+  console.error(
+    'usage: node run.mjs URL [--screenshot FILE] [--user NAME] [--password PW] [--timeout SECONDS] [--ignore-https-errors]',
+  )
   process.exit(2)
 }
 
@@ -43,6 +48,7 @@ function parseArgs(argv) {
     user: process.env.BLOG_USER || 'admin',
     password: process.env.BLOG_PASSWORD || 'admin-demo-password',
     timeout: 180,
+    ignoreHttpsErrors: false,
   }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -54,6 +60,7 @@ function parseArgs(argv) {
     else if (a === '--user') opts.user = value()
     else if (a === '--password') opts.password = value()
     else if (a === '--timeout') opts.timeout = Number(value())
+    else if (a === '--ignore-https-errors') opts.ignoreHttpsErrors = true
     else if (a === '-h' || a === '--help') usage()
     else if (a.startsWith('-')) usage(`unknown option ${a}`)
     else if (!opts.url) opts.url = a
@@ -151,6 +158,7 @@ async function main() {
       headless: true,
       args: FLAGS,
       viewport: { width: 1000, height: 760 },
+      ignoreHTTPSErrors: opts.ignoreHttpsErrors,
       timeout: 60_000,
     })
     context.setDefaultTimeout(20_000)
