@@ -102,6 +102,9 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = env("STATIC_ROOT", "/srv/static")
+# collectstatic (release phase) writes content-hashed copies (base.5af66c1b1797.css) and a manifest;
+# the edge serves hashed names with `Cache-Control: immutable`, the rest with `no-cache` + ETag.
+STATICFILES_STORAGE = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env("MEDIA_ROOT", "/srv/media")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
