@@ -286,10 +286,8 @@ impl Inner {
     }
 
     async fn account(&self) -> Result<Account, AcmeError> {
-        let builder = || match &self.set.ca_file {
-            Some(ca) => Account::builder_with_root(ca),
-            None => Account::builder(),
-        };
+        let client = HttpClient::new(self.set.ca_file.as_deref())?;
+        let builder = || Ok::<_, AcmeError>(Account::builder_with_http(Box::new(client.clone())));
         let path = self.set.dir.join("account.json");
         if let Ok(text) = std::fs::read_to_string(&path)
             && let Ok(creds) = serde_json::from_str::<AccountCredentials>(&text)
@@ -528,6 +526,81 @@ impl Inner {
             }
             tokio::time::sleep(next.max(Duration::from_millis(20))).await;
         }
+    }
+}
+
+/// The HTTPS client to the ACME directory (hyper + rustls/ring). Roots: `tls.ca_file` when set, else the
+/// system's, else (an image without a CA bundle, like berth's `FROM scratch` edge image) Mozilla's, built in.
+#[derive(Clone)]
+struct HttpClient(
+    hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        instant_acme::BodyWrapper<bytes::Bytes>,
+    >,
+);
+
+impl HttpClient {
+    fn new(ca_file: Option<&Path>) -> Result<HttpClient, AcmeError> {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                let bad = |e: String| AcmeError::Cert(format!("tls.ca_file {}: {e}", path.display()));
+                for c in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+                    roots.add(c.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+                }
+                if roots.is_empty() {
+                    return Err(bad("no CERTIFICATE block".into()));
+                }
+            }
+            None => {
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                if roots.is_empty() {
+                    roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+                }
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| AcmeError::Cert(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https);
+        Ok(HttpClient(client))
+    }
+}
+
+impl instant_acme::HttpClient for HttpClient {
+    fn request(
+        &self,
+        req: http::Request<instant_acme::BodyWrapper<bytes::Bytes>>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<instant_acme::BytesResponse, instant_acme::Error>> + Send>,
+    > {
+        let fut = self.0.request(req);
+        Box::pin(async move {
+            match tokio::time::timeout(Duration::from_secs(30), fut).await {
+                Ok(Ok(resp)) => Ok(instant_acme::BytesResponse::from(resp)),
+                Ok(Err(e)) => {
+                    // hyper's own message is "client error (Connect)": add the causes.
+                    let mut msg = e.to_string();
+                    let mut src = std::error::Error::source(&e);
+                    while let Some(s) = src {
+                        msg = format!("{msg}: {s}");
+                        src = s.source();
+                    }
+                    Err(instant_acme::Error::Other(msg.into()))
+                }
+                Err(_) => Err(instant_acme::Error::Str("no answer from the ACME server in 30 s")),
+            }
+        })
     }
 }
 
