@@ -34,6 +34,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{ChallengeKind, TlsConfig};
 use crate::metrics::AccessLog;
+use crate::resolver::Resolver;
 use crate::tls::{CertStore, TlsError};
 
 /// Why an order (or loading the store) failed.
@@ -97,6 +98,7 @@ struct Settings {
 
 struct Inner {
     set: Settings,
+    peer: Option<peer::Peer>,
     domains: Vec<String>,
     certs: RwLock<HashMap<String, Arc<Issued>>>,
     http_tokens: Mutex<HashMap<String, String>>,
@@ -110,6 +112,7 @@ struct Inner {
 pub struct AcmeStore {
     inner: Arc<Inner>,
     task: Option<tokio::task::JoinHandle<()>>,
+    peer_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl fmt::Debug for AcmeStore {
@@ -123,7 +126,7 @@ impl fmt::Debug for AcmeStore {
 
 impl Drop for AcmeStore {
     fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
+        for t in [self.task.take(), self.peer_task.take()].into_iter().flatten() {
             t.abort();
         }
     }
@@ -358,6 +361,9 @@ impl Inner {
                         if valid_token(&token) {
                             write_atomic(&dir.join(format!("http-{token}")), ka.as_str().as_bytes())?;
                         }
+                        if let Some(peer) = &self.peer {
+                            peer.push_token(&token, ka.as_str()).await;
+                        }
                         published.push((kind, token));
                     }
                     ChallengeKind::TlsAlpn01 => {
@@ -440,6 +446,26 @@ impl Inner {
         if self.adopt_stored(domain) {
             return Ok(true);
         }
+        if let Some(peer) = &self.peer {
+            // A newer certificate from another replica; else order only if no lower-addressed replica answers.
+            if let Some(pem) = peer.fetch_cert(domain).await
+                && let Ok(got) = self.issued(domain, pem)
+                && got.not_after > SystemTime::now()
+                && self.current(domain).is_none_or(|c| got.not_after > c.not_after)
+            {
+                write_atomic(&self.set.cert_path(domain), got.pem.as_bytes())?;
+                self.counters.loaded.fetch_add(1, Ordering::Relaxed);
+                self.event(serde_json::json!({"event": "acme_loaded", "domain": domain, "from": "peer"}));
+                let due = SystemTime::now() >= got.renew_at;
+                self.install(domain, got);
+                if !due {
+                    return Ok(true);
+                }
+            }
+            if !peer.elect().await {
+                return Ok(false);
+            }
+        }
         let Some(lock) = self.try_lock(domain) else { return Ok(false) };
         // Another edge may have finished an order between the look and the lock.
         if self.adopt_stored(domain) {
@@ -500,8 +526,12 @@ impl Inner {
                         backoff.remove(domain);
                         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).remove(domain);
                     }
-                    // Another edge is ordering: look at the store again shortly.
-                    Ok(false) => next = next.min(jitter(Duration::from_millis(500), 0.5)),
+                    // Another edge is ordering: look again shortly (at the normal pace while a certificate
+                    // is still being served).
+                    Ok(false) if self.current(domain).is_none() => {
+                        next = next.min(jitter(Duration::from_millis(500), 0.5))
+                    }
+                    Ok(false) => {}
                     Err(e) => {
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
                         if matches!(&e, AcmeError::Acme(instant_acme::Error::Api(p)) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":accountDoesNotExist")))
@@ -636,7 +666,12 @@ impl AcmeStore {
     /// Opens the store for `tls.directory` under `tls.store`, loads the stored certificates of `hosts` and
     /// starts the background task (on the current tokio runtime) that orders missing ones and renews.
     /// Wildcard hosts are skipped (they need DNS-01). Events go to `log` as JSON lines.
-    pub fn open(tls: &TlsConfig, hosts: &[String], log: Arc<dyn AccessLog>) -> Result<AcmeStore, TlsError> {
+    pub fn open(
+        tls: &TlsConfig,
+        hosts: &[String],
+        log: Arc<dyn AccessLog>,
+        resolver: Arc<dyn Resolver>,
+    ) -> Result<AcmeStore, TlsError> {
         let set = Settings {
             directory: tls.directory.clone(),
             email: tls.email.clone(),
@@ -649,7 +684,15 @@ impl AcmeStore {
         };
         create_private_dir(&set.dir).map_err(|source| TlsError::AcmeStore { path: set.dir.clone(), source })?;
         let domains: Vec<String> = hosts.iter().filter(|h| !h.starts_with("*.")).cloned().collect();
+        let (peer, listener) = match &tls.peers {
+            Some(pc) => {
+                let (p, l) = peer::Peer::open(pc, resolver)?;
+                (Some(p), Some(l))
+            }
+            None => (None, None),
+        };
         let inner = Arc::new(Inner {
+            peer,
             set,
             domains,
             certs: RwLock::new(HashMap::new()),
@@ -668,8 +711,17 @@ impl AcmeStore {
                 inner.install(d, i);
             }
         }
-        let task = tokio::runtime::Handle::try_current().ok().map(|h| h.spawn(inner.clone().run()));
-        Ok(AcmeStore { inner, task })
+        let rt = tokio::runtime::Handle::try_current().ok();
+        let task = rt.as_ref().map(|h| h.spawn(inner.clone().run()));
+        let peer_task = match (rt, listener) {
+            (Some(h), Some(l)) => {
+                let _guard = h.enter();
+                let l = tokio::net::TcpListener::from_std(l).map_err(TlsError::Io)?;
+                Some(h.spawn(peer::serve(l, inner.clone())))
+            }
+            _ => None,
+        };
+        Ok(AcmeStore { inner, task, peer_task })
     }
 
     /// The last order error per domain (cleared by a success).
@@ -690,6 +742,10 @@ impl CertStore for AcmeStore {
     fn http_challenge(&self, token: &str) -> Option<String> {
         if let Some(ka) = self.inner.http_tokens.lock().unwrap_or_else(|e| e.into_inner()).get(token) {
             return Some(ka.clone());
+        }
+        // Pushed by the replica that is ordering.
+        if let Some(ka) = self.inner.peer.as_ref().and_then(|p| p.token(token)) {
+            return Some(ka);
         }
         // Another edge sharing the store may be the one ordering.
         if !valid_token(token) {
@@ -719,5 +775,244 @@ impl CertStore for AcmeStore {
             }
         }
         out
+    }
+}
+
+/// The peer endpoint: replicas on several nodes share certificates and pending HTTP-01 tokens, and agree that
+/// the replica with the lowest address among those answering orders.
+///
+/// Plain HTTP/1.1 on `tls.peers.listen` (the overlay network); secrets never travel in clear and the shared
+/// token is never sent: certificate bundles and pushed tokens are sealed with AES-256-GCM under a key derived
+/// from the token (SHA-256), bound to what they are (`cert:<domain>`, `http:<token>`), so only replicas holding
+/// the token can read or inject them.
+mod peer {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full, Limited};
+    use hyper::body::Incoming;
+    use ring::aead;
+    use ring::rand::{SecureRandom, SystemRandom};
+
+    use super::{Inner, valid_token};
+    use crate::config::PeerConfig;
+    use crate::resolver::Resolver;
+    use crate::tls::TlsError;
+
+    const PREFIX: &str = "/berth-edge/peer/v1/";
+    const TOKEN_TTL: Duration = Duration::from_secs(600);
+
+    pub(super) struct Peer {
+        service: String,
+        port: u16,
+        resolver: Arc<dyn Resolver>,
+        key: aead::LessSafeKey,
+        id: String,
+        tokens: Mutex<HashMap<String, (String, Instant)>>,
+        /// Replicas that answered the last election (tokens are pushed to them).
+        alive: Mutex<Vec<SocketAddr>>,
+    }
+
+    impl Peer {
+        pub(super) fn open(
+            cfg: &PeerConfig,
+            resolver: Arc<dyn Resolver>,
+        ) -> Result<(Peer, std::net::TcpListener), TlsError> {
+            let bad = |m: String| TlsError::Pem { path: cfg.token_file.clone(), message: m };
+            let secret = std::fs::read(&cfg.token_file).map_err(|e| bad(e.to_string()))?;
+            let secret = secret.trim_ascii();
+            if secret.len() < 16 {
+                return Err(bad("the peer token must be at least 16 bytes".into()));
+            }
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            ctx.update(b"berth-edge peer v1\0");
+            ctx.update(secret);
+            let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, ctx.finish().as_ref())
+                .map_err(|_| bad("key derivation failed".into()))?;
+            let mut idb = [0u8; 16];
+            SystemRandom::new().fill(&mut idb).map_err(|_| bad("no randomness".into()))?;
+            let addr: SocketAddr = cfg.listen.parse().map_err(|_| bad(format!("bad listen address {}", cfg.listen)))?;
+            let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+            // A config reload opens the new store before the old one is dropped: both listen for a moment.
+            sock.set_reuse_address(true)?;
+            #[cfg(unix)]
+            sock.set_reuse_port(true)?;
+            sock.set_nonblocking(true)?;
+            sock.bind(&addr.into())?;
+            sock.listen(128)?;
+            let peer = Peer {
+                service: cfg.service.clone(),
+                port: addr.port(),
+                resolver,
+                key: aead::LessSafeKey::new(unbound),
+                id: idb.iter().map(|b| format!("{b:02x}")).collect(),
+                tokens: Mutex::new(HashMap::new()),
+                alive: Mutex::new(Vec::new()),
+            };
+            Ok((peer, sock.into()))
+        }
+
+        fn seal(&self, what: &str, data: &[u8]) -> Option<Vec<u8>> {
+            let mut nonce = [0u8; 12];
+            SystemRandom::new().fill(&mut nonce).ok()?;
+            let mut buf = data.to_vec();
+            self.key
+                .seal_in_place_append_tag(
+                    aead::Nonce::assume_unique_for_key(nonce),
+                    aead::Aad::from(what.as_bytes()),
+                    &mut buf,
+                )
+                .ok()?;
+            let mut out = nonce.to_vec();
+            out.extend_from_slice(&buf);
+            Some(out)
+        }
+
+        fn open_sealed(&self, what: &str, data: &[u8]) -> Option<Vec<u8>> {
+            if data.len() < 12 + 16 {
+                return None;
+            }
+            let nonce = aead::Nonce::try_assume_unique_for_key(&data[..12]).ok()?;
+            let mut buf = data[12..].to_vec();
+            let plain = self.key.open_in_place(nonce, aead::Aad::from(what.as_bytes()), &mut buf).ok()?;
+            Some(plain.to_vec())
+        }
+
+        pub(super) fn token(&self, token: &str) -> Option<String> {
+            let t = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+            t.get(token).filter(|(_, at)| at.elapsed() < TOKEN_TTL).map(|(ka, _)| ka.clone())
+        }
+
+        async fn peers(&self) -> Vec<SocketAddr> {
+            self.resolver.resolve(&self.service, self.port).await.unwrap_or_default()
+        }
+
+        /// The newest certificate bundle (PEM) for `domain` among the replicas that have one.
+        pub(super) async fn fetch_cert(&self, domain: &str) -> Option<String> {
+            let what = format!("cert:{domain}");
+            let mut best: Option<String> = None;
+            for a in self.peers().await {
+                if let Some((200, body)) = request(a, "GET", &format!("{PREFIX}cert/{domain}"), Bytes::new()).await
+                    && let Some(pem) = self.open_sealed(&what, &body).and_then(|p| String::from_utf8(p).ok())
+                {
+                    // Newest = latest notAfter; the caller validates and compares with its own.
+                    let na = |p: &str| super::parse_bundle(p, domain).ok().map(|(_, _, na)| na);
+                    if best.as_deref().and_then(na) < na(&pem) {
+                        best = Some(pem);
+                    }
+                }
+            }
+            best
+        }
+
+        /// Whether this replica should order: no replica with a lower address answers. A replica that cannot
+        /// find itself among the addresses orders only when no other replica answers.
+        pub(super) async fn elect(&self) -> bool {
+            let mut me = None;
+            let mut others = Vec::new();
+            for a in self.peers().await {
+                match request(a, "GET", &format!("{PREFIX}id"), Bytes::new()).await {
+                    Some((200, id)) if id.as_ref() == self.id.as_bytes() => me = Some(a),
+                    Some((200, _)) => others.push(a),
+                    _ => {}
+                }
+            }
+            let lead = match me {
+                Some(me) => others.iter().all(|o| *o > me),
+                None => others.is_empty(),
+            };
+            *self.alive.lock().unwrap_or_else(|e| e.into_inner()) = others;
+            lead
+        }
+
+        /// Hands a pending HTTP-01 token to the other replicas (the CA may reach any of them).
+        pub(super) async fn push_token(&self, token: &str, key_auth: &str) {
+            let Some(body) = self.seal(&format!("http:{token}"), key_auth.as_bytes()) else { return };
+            let alive = self.alive.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for a in alive {
+                let _ = request(a, "PUT", &format!("{PREFIX}http/{token}"), Bytes::from(body.clone())).await;
+            }
+        }
+    }
+
+    /// One request to a replica's peer endpoint (2 s for all of it); `None` on any failure.
+    async fn request(addr: SocketAddr, method: &str, path: &str, body: Bytes) -> Option<(u16, Bytes)> {
+        let go = async {
+            let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.ok()?;
+            tokio::spawn(conn);
+            let req = http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header(http::header::HOST, "berth-edge-peer")
+                .body(Full::new(body))
+                .ok()?;
+            let resp = send.send_request(req).await.ok()?;
+            let status = resp.status().as_u16();
+            let body = Limited::new(resp.into_body(), 1 << 20).collect().await.ok()?.to_bytes();
+            Some((status, body))
+        };
+        tokio::time::timeout(Duration::from_secs(2), go).await.ok().flatten()
+    }
+
+    fn reply(status: u16, body: impl Into<Bytes>) -> http::Response<Full<Bytes>> {
+        let mut r = http::Response::new(Full::new(body.into()));
+        *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        r
+    }
+
+    async fn handle(inner: Arc<Inner>, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+        let Some(peer) = inner.peer.as_ref() else { return reply(404, "") };
+        let path = req.uri().path().to_owned();
+        let Some(rest) = path.strip_prefix(PREFIX) else { return reply(404, "") };
+        match (req.method().as_str(), rest.split_once('/').unwrap_or((rest, ""))) {
+            ("GET", ("id", "")) => reply(200, peer.id.clone()),
+            ("GET", ("cert", domain)) => match inner.current(domain) {
+                Some(c) => match peer.seal(&format!("cert:{domain}"), c.pem.as_bytes()) {
+                    Some(b) => reply(200, b),
+                    None => reply(500, ""),
+                },
+                None => reply(404, ""),
+            },
+            ("PUT", ("http", token)) if valid_token(token) => {
+                let token = token.to_owned();
+                let Ok(body) = Limited::new(req.into_body(), 4096).collect().await else { return reply(413, "") };
+                match peer.open_sealed(&format!("http:{token}"), &body.to_bytes()) {
+                    Some(ka) => {
+                        let ka = String::from_utf8_lossy(&ka).into_owned();
+                        let mut t = peer.tokens.lock().unwrap_or_else(|e| e.into_inner());
+                        t.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
+                        t.insert(token, (ka, Instant::now()));
+                        reply(204, "")
+                    }
+                    None => reply(403, ""),
+                }
+            }
+            _ => reply(404, ""),
+        }
+    }
+
+    /// Accept loop of the peer endpoint.
+    pub(super) async fn serve(listener: tokio::net::TcpListener, inner: Arc<Inner>) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let inner = inner.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(inner, req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+            });
+        }
     }
 }

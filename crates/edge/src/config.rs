@@ -97,6 +97,22 @@ pub struct TlsConfig {
     /// First retry delay after a failed order, in ms; doubled on each failure up to 24 h (default 60 s).
     #[serde(default = "default_retry_min")]
     pub retry_min_ms: u64,
+    /// Edge replicas on several nodes: share certificates and HTTP-01 tokens over a peer endpoint, and let
+    /// one replica order per domain (mode `acme`).
+    #[serde(default)]
+    pub peers: Option<PeerConfig>,
+}
+
+/// The ACME peer endpoint of edge replicas.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Address the peer endpoint listens on (`ip:port`); the other replicas are reached on the same port.
+    pub listen: String,
+    /// Swarm service of the edge; its replicas are found as `tasks.<service>`.
+    pub service: String,
+    /// File with the secret shared by the replicas (e.g. a Swarm secret), at least 16 bytes.
+    pub token_file: PathBuf,
 }
 
 impl Default for TlsConfig {
@@ -114,6 +130,7 @@ impl Default for TlsConfig {
             renew_before_ms: None,
             renew_check_ms: default_renew_check(),
             retry_min_ms: default_retry_min(),
+            peers: None,
         }
     }
 }
@@ -418,6 +435,14 @@ impl EdgeConfig {
                 }
                 if self.tls.renew_check_ms == 0 || self.tls.retry_min_ms == 0 {
                     return Err(bad("tls.renew_check_ms".into(), "renew_check_ms and retry_min_ms must be > 0"));
+                }
+                if let Some(p) = &self.tls.peers {
+                    if p.listen.parse::<SocketAddr>().is_err() {
+                        return Err(bad("tls.peers.listen".into(), "expected ip:port, e.g. 0.0.0.0:9181"));
+                    }
+                    if p.service.is_empty() {
+                        return Err(bad("tls.peers.service".into(), "empty service name"));
+                    }
                 }
             }
             _ => {}

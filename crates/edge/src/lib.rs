@@ -247,7 +247,12 @@ impl EdgeHandle {
             return Err(EdgeError::NeedsRestart("tls.mode"));
         }
         if cfg.tls != cur.tls || cfg.known_hosts() != cur.known_hosts() {
-            let store = tls::store_from_config(&cfg.tls, &cfg.known_hosts(), self.shared.opts.access_log.clone())?;
+            let store = tls::store_from_config(
+                &cfg.tls,
+                &cfg.known_hosts(),
+                self.shared.opts.access_log.clone(),
+                self.shared.opts.resolver.clone(),
+            )?;
             self.shared.sni.swap(store.clone());
             *self.shared.store.lock().unwrap_or_else(|e| e.into_inner()) = store;
         }
@@ -376,7 +381,7 @@ pub async fn start_with(
             let pem = ca.ca_pem().to_owned();
             (Some(Arc::new(ca)), Some(pem))
         }
-        _ => (tls::store_from_config(&cfg.tls, &hosts, opts.access_log.clone())?, None),
+        _ => (tls::store_from_config(&cfg.tls, &hosts, opts.access_log.clone(), opts.resolver.clone())?, None),
     };
     let sni = Arc::new(SniResolver::new(store.clone()));
     let acceptor =

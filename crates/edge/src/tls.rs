@@ -20,6 +20,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::acme::AcmeStore;
 use crate::config::{TlsConfig, TlsMode};
 use crate::metrics::AccessLog;
+use crate::resolver::Resolver;
 
 /// Why certificates could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
@@ -258,11 +259,13 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// Builds the certificate store a [`TlsConfig`] asks for (`None` for mode `off`). Mode `acme` starts its
-/// background task on the current tokio runtime and reports events to `log`.
+/// background task on the current tokio runtime, reports events to `log` and finds peer replicas through
+/// `resolver`.
 pub fn store_from_config(
     tls: &TlsConfig,
     hosts: &[String],
     log: Arc<dyn AccessLog>,
+    resolver: Arc<dyn Resolver>,
 ) -> Result<Option<Arc<dyn CertStore>>, TlsError> {
     Ok(match tls.mode {
         TlsMode::Off => None,
@@ -271,7 +274,7 @@ pub fn store_from_config(
             Some(Arc::new(FileCertStore::load(&files, hosts)?))
         }
         TlsMode::LocalCa => Some(Arc::new(LocalCa::open(tls.ca_dir.as_deref(), hosts)?)),
-        TlsMode::Acme => Some(Arc::new(AcmeStore::open(tls, hosts, log)?)),
+        TlsMode::Acme => Some(Arc::new(AcmeStore::open(tls, hosts, log, resolver)?)),
     })
 }
 

@@ -555,3 +555,91 @@ async fn unreachable_directory_is_reported_retried_with_backoff_and_http_keeps_s
     assert!(tls_connect(e.https, domain, "").await.is_err());
     e.handle.shutdown();
 }
+
+#[tokio::test]
+async fn replicas_with_separate_stores_elect_one_orderer_share_the_token_and_the_certificate() {
+    need_pebble!();
+    // pebble validates on edge A's ports; edge B has its own and the lower peer address, so B orders and
+    // A must answer the HTTP-01 validation with the token B pushed to it.
+    let p = ports(6);
+    let q = Ports { http: 14094, https: 14095, ..ports(6) };
+    let (peer_a, peer_b): (SocketAddr, SocketAddr) =
+        ("127.0.0.1:14093".parse().unwrap(), "127.0.0.1:14092".parse().unwrap());
+    let pebble = Pebble::start(&p).await;
+    let (store_a, store_b, site) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), site());
+    let secret = tempfile::tempdir().unwrap();
+    let token_file = secret.path().join("peer-token");
+    std::fs::write(&token_file, "h1acme-peer-secret-0123456789abcdef\n").unwrap();
+    let domain = "peers.h1acme.test";
+    let resolver = StaticResolver::new();
+    resolver.set("h1acme_edge", vec![peer_a, peer_b]);
+    let start = |ports: &Ports, store: &Path, listen: SocketAddr| {
+        let cfg = acme_config(
+            &pebble,
+            ports,
+            domain,
+            store,
+            site.path(),
+            json!({"challenges": ["http-01"],
+                   "peers": {"listen": listen.to_string(), "service": "h1acme_edge", "token_file": token_file}}),
+        );
+        let log = Arc::new(MemoryLog::default());
+        let opts = EdgeOptions { resolver: Arc::new(resolver.clone()), access_log: log.clone() };
+        async move {
+            let handle = berth_edge::start(cfg, opts).await.unwrap();
+            let https = handle.https_addr.unwrap();
+            Edge { handle, log, https }
+        }
+    };
+    let a = start(&p, store_a.path(), peer_a).await;
+    let b = start(&q, store_b.path(), peer_b).await;
+    let root = pebble.root_pem().await;
+    let started = Instant::now();
+    let (leaf_a, leaf_b) = loop {
+        let la = https_get(a.https, domain, &root, "/hello.txt").await.ok().map(|r| r.2);
+        let lb = https_get(b.https, domain, &root, "/hello.txt").await.ok().map(|r| r.2);
+        if let (Some(la), Some(lb)) = (la, lb) {
+            break (la, lb);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "A: {}\n{:?}\nB: {}\n{:?}\npebble: {}",
+            a.handle.metrics_text(),
+            a.log.0.lock().unwrap(),
+            b.handle.metrics_text(),
+            b.log.0.lock().unwrap(),
+            pebble.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(leaf_a, leaf_b);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!((a.metric(STARTED), b.metric(STARTED)), (0, 1), "B (lowest peer address) orders, A does not");
+    assert_eq!(pebble.log().matches("POST /order-plz").count(), 1, "{}", pebble.log());
+    // The validation reached A, which answered with B's token.
+    assert!(
+        a.log
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("/.well-known/acme-challenge/") && l.contains("\"status\":200"))
+    );
+    // A keeps its own copy (a restart of A needs no peer).
+    let dir_a = std::fs::read_dir(store_a.path()).unwrap().next().unwrap().unwrap().path();
+    assert!(dir_a.join(format!("{domain}.pem")).exists());
+    // On the wire the bundle is sealed: no PEM, no key.
+    let tcp = tokio::net::TcpStream::connect(peer_b).await.unwrap();
+    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get(format!("/berth-edge/peer/v1/cert/{domain}"))
+        .header("host", "x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = s.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.len() > 500 && !body.windows(5).any(|w| w == b"BEGIN"));
+    a.handle.shutdown();
+    b.handle.shutdown();
+}
