@@ -123,15 +123,40 @@ pub struct BackendSet {
     pub key: BackendConfig,
     members: ArcSwap<Vec<Arc<Backend>>>,
     rr: AtomicUsize,
+    /// Set once the first discovery + health round is done.
+    checked: AtomicBool,
+    checked_notify: tokio::sync::Notify,
 }
 
 impl BackendSet {
     /// Creates the set and starts its discovery/health loop (which stops once the set is dropped).
     pub fn start(key: BackendConfig, resolver: Arc<dyn Resolver>, interval: Duration) -> Arc<BackendSet> {
-        let set = Arc::new(BackendSet { key, members: ArcSwap::from_pointee(Vec::new()), rr: AtomicUsize::new(0) });
+        let set = Arc::new(BackendSet {
+            key,
+            members: ArcSwap::from_pointee(Vec::new()),
+            rr: AtomicUsize::new(0),
+            checked: AtomicBool::new(false),
+            checked_notify: tokio::sync::Notify::new(),
+        });
         let weak = Arc::downgrade(&set);
         tokio::spawn(discovery_loop(weak, resolver, interval));
         set
+    }
+
+    /// Whether the first discovery and health-check round has finished (before it no task counts as healthy).
+    pub fn is_checked(&self) -> bool {
+        self.checked.load(Ordering::Acquire)
+    }
+
+    /// Waits for the first discovery and health-check round.
+    pub async fn checked(&self) {
+        let n = self.checked_notify.notified();
+        tokio::pin!(n);
+        n.as_mut().enable();
+        if self.is_checked() {
+            return;
+        }
+        n.await;
     }
 
     /// Current members (healthy or not; drained ones are gone).
@@ -179,6 +204,9 @@ impl BackendSet {
             }
         });
         futures_util::future::join_all(checks).await;
+        if !self.checked.swap(true, Ordering::AcqRel) {
+            self.checked_notify.notify_waiters();
+        }
     }
 }
 

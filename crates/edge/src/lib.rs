@@ -175,6 +175,23 @@ impl Table {
         }
     }
 
+    fn backend_sets(&self) -> impl Iterator<Item = &Arc<backends::BackendSet>> {
+        self.entries.iter().filter_map(|e| match &e.target {
+            Target::Proxy(r) => Some(&r.backends),
+            Target::Static(_) => None,
+        })
+    }
+
+    fn all_checked(&self) -> bool {
+        self.backend_sets().all(|s| s.is_checked())
+    }
+
+    /// Waits (at most `limit`) for the first health check of every backend set.
+    async fn wait_checked(&self, limit: Duration) {
+        let all = futures_util::future::join_all(self.backend_sets().map(|s| s.checked()));
+        let _ = tokio::time::timeout(limit, all).await;
+    }
+
     fn known(&self, host: &str) -> bool {
         self.hosts.iter().any(|h| match h.strip_prefix("*.") {
             Some(base) => host.split_once('.').is_some_and(|(_, p)| p == base),
@@ -199,6 +216,8 @@ struct Shared {
     https_port: Option<u16>,
     ids: AtomicU64,
     id_seed: u64,
+    /// Bumped by every reload (a delayed table swap only happens if no newer reload came).
+    table_generation: AtomicU64,
     /// Set when draining: HTTP/1 responses carry `Connection: close`.
     draining: AtomicBool,
     /// Connection lifecycle: 0 serving, 1 draining (finish and close), 2 closed (drop what is left).
@@ -256,8 +275,23 @@ impl EdgeHandle {
             self.shared.sni.swap(store.clone());
             *self.shared.store.lock().unwrap_or_else(|e| e.into_inner()) = store;
         }
-        let table = Table::build(&cfg, &self.shared.registry, &self.shared.opts.resolver, self.shared.https_port);
-        self.shared.table.store(Arc::new(table));
+        let table =
+            Arc::new(Table::build(&cfg, &self.shared.registry, &self.shared.opts.resolver, self.shared.https_port));
+        let generation = self.shared.table_generation.fetch_add(1, Ordering::SeqCst) + 1;
+        match tokio::runtime::Handle::try_current() {
+            // Routes to services the edge did not know yet switch over once their tasks were checked (bounded),
+            // so a reload never answers 503 for a healthy service.
+            Ok(rt) if !table.all_checked() => {
+                let shared = self.shared.clone();
+                rt.spawn(async move {
+                    table.wait_checked(FIRST_CHECK_WAIT).await;
+                    if shared.table_generation.load(Ordering::SeqCst) == generation {
+                        shared.table.store(table);
+                    }
+                });
+            }
+            _ => self.shared.table.store(table),
+        }
         *cur = cfg;
         Ok(())
     }
@@ -389,6 +423,9 @@ pub async fn start_with(
     let registry = Registry::default();
     let https_port = https_addr.map(|a| a.port());
     let table = Table::build(&cfg, &registry, &opts.resolver, https_port);
+    // Backends get their first health check before the first connection is accepted: a new edge taking over
+    // the listeners from an old one must not answer 503 while it learns which tasks are healthy.
+    table.wait_checked(FIRST_CHECK_WAIT).await;
     let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
         ^ (std::process::id() as u64) << 40;
     let shared = Arc::new(Shared {
@@ -403,6 +440,7 @@ pub async fn start_with(
         https_port,
         ids: AtomicU64::new(0),
         id_seed: seed,
+        table_generation: AtomicU64::new(0),
         draining: AtomicBool::new(false),
         phase: tokio::sync::watch::Sender::new(0),
     });
@@ -561,6 +599,9 @@ struct Builders {
     /// HTTP/2 connections without a new request for this long are closed (GOAWAY).
     idle: Duration,
 }
+
+/// Longest wait for the first health check of new backends (at start and on reload).
+const FIRST_CHECK_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a keep-alive HTTP/1 connection may stay idle once the edge drains (a request arriving in that
 /// time is still answered, with `Connection: close`).
