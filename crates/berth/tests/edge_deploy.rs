@@ -311,4 +311,25 @@ fn rolling_update_task_kill_and_failed_release_under_load_fail_zero_requests() {
     eprintln!("unhealthy release rolled back: {}", r.line);
     assert_eq!(r.failed, 0, "every response came from v2 (bad-health bodies count as failed): {r:?}");
     assert_eq!(r.v2, r.requests, "{r:?}");
+
+    // 4. The edge itself updated under load (a new route: new config, new proxy task, start-first on
+    // the listening sockets of `<stack>_edge-listen`).
+    let before = service_tasks(&format!("{STACK}_edge"));
+    let load = Load::start(PORT, dir.path());
+    std::thread::sleep(Duration::from_secs(2));
+    compose(dir.path(), images::V2, PORT, true);
+    let t = Instant::now();
+    let o = deploy(dir.path(), STACK);
+    let took = t.elapsed();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The old proxy drains and exits while the new one accepts.
+    std::thread::sleep(Duration::from_secs(12));
+    let r = load.stop_after(20_000);
+    eprintln!("edge updated ({:.1} s): {}", took.as_secs_f64(), r.line);
+    let after = service_tasks(&format!("{STACK}_edge"));
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(before, after, "a new proxy task");
+    assert_eq!(r.failed, 0, "failed requests while the edge was updated: {r:?}");
+    assert_eq!(r.v2, r.requests, "{r:?}");
+    assert_eq!(get(PORT, "localhost", "/extra/version").unwrap(), (200, "v2".into()), "the new route is live");
 }

@@ -63,6 +63,37 @@ impl Engine {
         for v in volumes.volumes.unwrap_or_default() {
             observed.volumes.insert(v.name.clone(), v);
         }
+        // Networks services name by an ID the list does not have: Swarm's own `host` network
+        // (berth's edge listener uses it) is listed under the local network's ID. Looked up by ID,
+        // so the plan maps it back to its name; keyed `<name> (<scope>)` when the name is taken.
+        let known: std::collections::HashSet<String> =
+            observed.networks.values().filter_map(|n| n.id.clone()).collect();
+        let unknown: std::collections::BTreeSet<String> = observed
+            .services
+            .values()
+            .filter_map(|s| s.spec.as_ref()?.task_template.as_ref()?.networks.as_ref())
+            .flatten()
+            .filter_map(|n| n.target.clone())
+            .filter(|t| !known.contains(t) && !observed.networks.contains_key(t))
+            .collect();
+        for id in unknown {
+            if let Ok(n) = d.inspect_network(&id, None::<bollard::query_parameters::InspectNetworkOptions>).await {
+                let name = n.name.clone().unwrap_or_else(|| id.clone());
+                let key = if observed.networks.contains_key(&name) {
+                    format!("{name} ({})", n.scope.clone().unwrap_or_default())
+                } else {
+                    name
+                };
+                let network = bollard::models::Network {
+                    name: n.name.clone(),
+                    id: n.id.clone(),
+                    scope: n.scope.clone(),
+                    driver: n.driver.clone(),
+                    ..Default::default()
+                };
+                observed.networks.insert(key, network);
+            }
+        }
         Ok(observed)
     }
 }

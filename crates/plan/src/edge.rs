@@ -399,7 +399,7 @@ pub fn add_edge(desired: &mut Desired, stack: &Stack, opts: &EdgeOptions) -> Res
                 mounts: (!mounts.is_empty()).then_some(mounts),
                 stop_grace_period: Some(DRAIN_GRACE_NS),
                 health_check: opts.handover.then(|| HealthConfig {
-                    test: Some(vec!["CMD".into(), "/berth".into(), "edge".into(), "check".into()]),
+                    test: Some(vec!["CMD".into(), "/berth".into(), "edge".into(), "check".into(), CONFIG_PATH.into()]),
                     interval: Some(1_000_000_000),
                     timeout: Some(2_000_000_000),
                     retries: Some(3),
@@ -480,9 +480,10 @@ pub fn add_edge(desired: &mut Desired, stack: &Stack, opts: &EdgeOptions) -> Res
                 ..Default::default()
             }),
             mode: Some(ServiceSpecMode { global: Some(HashMap::new()), ..Default::default() }),
+            // A new listener takes the sockets over from the old one: start-first too.
             update_config: Some(ServiceSpecUpdateConfig {
                 parallelism: Some(1),
-                order: Some(ServiceSpecUpdateConfigOrderEnum::STOP_FIRST),
+                order: Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST),
                 ..Default::default()
             }),
             rollback_config: None,

@@ -13,7 +13,7 @@ use std::time::Duration;
 fn edge_handover() -> bool {
     std::env::var("BERTH_EDGE_HANDOVER").map_or(EDGE_HANDOVER_DEFAULT, |v| v != "0")
 }
-const EDGE_HANDOVER_DEFAULT: bool = false;
+const EDGE_HANDOVER_DEFAULT: bool = true;
 
 /// The edge image's tag, from the executable it is built from (hashed once per process).
 fn edge_image() -> Result<(String, std::path::PathBuf), String> {
