@@ -4,20 +4,31 @@
 // and its Celery result (the word count) appear, opens the post's deep link, and saves a screenshot.
 //
 //   node run.mjs URL [--screenshot FILE] [--user NAME] [--password PW] [--timeout SECONDS]
-//                    [--ignore-https-errors]
+//                    [--ignore-https-errors] [--no-netns]
 //
 // URL is the site's origin, e.g. http://blog.localhost:21080 (Chromium resolves every *.localhost
 // name to the loopback address itself, so the edge sees its domain without /etc/hosts entries).
 // --ignore-https-errors accepts any certificate: for the edge's local development CA, which a fresh
 // Chromium profile does not trust (never against a site with a real certificate).
+//
+// Network isolation: Chromium aborts its open requests with ERR_NETWORK_CHANGED whenever a network
+// interface of its namespace comes or goes — which dockerd does for every container it starts. So,
+// when run as root with `unshare` and `ip` available (else with a note, or never with --no-netns),
+// the browser runs in a network namespace of its own that has only a loopback interface; a
+// forwarder there (netns-forward.mjs) carries connections to the site's port through a unix socket
+// to this process, which connects to the same port on the host's loopback. Nothing but that one
+// loopback port is reachable from the browser.
 // The password may come from $BLOG_PASSWORD instead of argv (default: the example's demo password);
 // $CHROMIUM overrides /usr/bin/chromium. Progress goes to stderr; the last stdout line is a JSON
 // summary {"ok", "post_id", "screenshot", "ms": {step: milliseconds}}. Exit 0 on success, 1 on a
 // failed check, 2 on bad usage or the overall timeout.
 
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { deflateSync } from 'node:zlib'
 import { chromium } from 'playwright-core'
 
@@ -36,7 +47,7 @@ const FLAGS = [
 function usage(msg) {
   if (msg) console.error(`run.mjs: ${msg}`)
   console.error(
-    'usage: node run.mjs URL [--screenshot FILE] [--user NAME] [--password PW] [--timeout SECONDS] [--ignore-https-errors]',
+    'usage: node run.mjs URL [--screenshot FILE] [--user NAME] [--password PW] [--timeout SECONDS] [--ignore-https-errors] [--no-netns]',
   )
   process.exit(2)
 }
@@ -49,6 +60,7 @@ function parseArgs(argv) {
     password: process.env.BLOG_PASSWORD || 'admin-demo-password',
     timeout: 180,
     ignoreHttpsErrors: false,
+    netns: true,
   }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -61,6 +73,7 @@ function parseArgs(argv) {
     else if (a === '--password') opts.password = value()
     else if (a === '--timeout') opts.timeout = Number(value())
     else if (a === '--ignore-https-errors') opts.ignoreHttpsErrors = true
+    else if (a === '--no-netns') opts.netns = false
     else if (a === '-h' || a === '--help') usage()
     else if (a.startsWith('-')) usage(`unknown option ${a}`)
     else if (!opts.url) opts.url = a
@@ -75,6 +88,7 @@ function parseArgs(argv) {
   }
   if (!['http:', 'https:'].includes(u.protocol)) usage(`not an http(s) URL: ${opts.url}`)
   opts.origin = u.origin
+  opts.port = Number(u.port || (u.protocol === 'https:' ? 443 : 80))
   if (!(opts.timeout > 0)) usage('--timeout must be a positive number of seconds')
   return opts
 }
@@ -122,6 +136,42 @@ function makePng(width, height) {
   ])
 }
 
+// Can this process give the browser a network namespace of its own?
+function netnsAvailable() {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not root'
+  const r = spawnSync('unshare', ['--net', 'ip', 'link', 'set', 'lo', 'up'], { stdio: 'ignore' })
+  return r.status === 0 ? null : 'unshare --net or ip failed'
+}
+
+// The executable Playwright starts: Chromium inside a new network namespace with a forwarder to
+// the site's port (see the header). Returns [executable, close()].
+async function isolatedChromium(work, browser, port) {
+  const sock = join(work, 'site.sock')
+  const server = net.createServer((c) => {
+    const up = net.connect(port, '127.0.0.1')
+    c.pipe(up)
+    up.pipe(c)
+    c.on('error', () => up.destroy())
+    up.on('error', () => c.destroy())
+  })
+  await new Promise((ok, fail) => server.once('error', fail).listen(sock, ok))
+  const q = (x) => {
+    if (String(x).includes("'")) throw new Error(`cannot quote ${x}`)
+    return `'${x}'`
+  }
+  const forwarder = fileURLToPath(new URL('./netns-forward.mjs', import.meta.url))
+  const inner = join(work, 'chromium-inner.sh')
+  writeFileSync(
+    inner,
+    `#!/bin/sh\nset -e\nip link set lo up\n${q(process.execPath)} ${q(forwarder)} ${port} ${q(sock)} $$ &\n` +
+      `exec ${q(browser)} "$@"\n`,
+  )
+  const outer = join(work, 'chromium-netns.sh')
+  writeFileSync(outer, `#!/bin/sh\nexec unshare --net -- /bin/sh ${q(inner)} "$@"\n`)
+  chmodSync(outer, 0o755)
+  return [outer, () => server.close()]
+}
+
 const t0 = Date.now()
 const log = (msg) => console.error(`[e2e ${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`)
 
@@ -140,7 +190,10 @@ async function main() {
 
   const base = opts.origin
   const shot = resolve(opts.screenshot || join(tmpdir(), `berth-blog-e2e-${process.pid}.png`))
-  const profile = mkdtempSync(join(tmpdir(), 'berth-blog-chromium-'))
+  const work = mkdtempSync(join(tmpdir(), 'berth-blog-chromium-'))
+  const profile = join(work, 'profile')
+  let executable = process.env.CHROMIUM || '/usr/bin/chromium'
+  let closeForwarder = () => {}
   const ms = {}
   let last = Date.now()
   const step = (name) => {
@@ -153,8 +206,15 @@ async function main() {
   const problems = [] // page errors and server errors seen on the way; any fails the run
   let context
   try {
+    const why = opts.netns ? netnsAvailable() : '--no-netns'
+    if (why === null) {
+      ;[executable, closeForwarder] = await isolatedChromium(work, executable, opts.port)
+      log(`chromium runs in its own network namespace (loopback port ${opts.port} forwarded)`)
+    } else {
+      log(`chromium shares the host's network namespace (${why}): requests may fail with ERR_NETWORK_CHANGED`)
+    }
     context = await chromium.launchPersistentContext(profile, {
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      executablePath: executable,
       headless: true,
       args: FLAGS,
       viewport: { width: 1000, height: 760 },
@@ -275,7 +335,8 @@ async function main() {
     return 1
   } finally {
     if (context) await context.close().catch(() => {})
-    rmSync(profile, { recursive: true, force: true })
+    closeForwarder()
+    rmSync(work, { recursive: true, force: true })
     clearTimeout(watchdog)
   }
 }
