@@ -14,6 +14,8 @@
 //! random part of up to an eighth of the rest, so certificates and replicas spread out) remains. Domains are
 //! ordered one after the other; a failed order is retried after `tls.retry_min_ms`, doubling up to 24 h (with
 //! jitter). A new certificate is swapped in for new handshakes; open connections keep theirs.
+//!
+//! Replicas on several nodes without a shared store use the peer endpoint (`tls.peers`, module `peer`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -311,14 +313,15 @@ impl Inner {
         Ok(account)
     }
 
-    fn alpn_cert(domain: &str, digest: &[u8]) -> Result<CertifiedKey, AcmeError> {
+    /// The TLS-ALPN-01 certificate (RFC 8737) and its PEM (key + certificate, for other edges).
+    fn alpn_cert(domain: &str, digest: &[u8]) -> Result<(CertifiedKey, String), AcmeError> {
         let key = rcgen::KeyPair::generate()?;
         let mut p = rcgen::CertificateParams::new(vec![domain.to_owned()])?;
         p.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
         let cert = p.self_signed(&key)?;
-        let key_der = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| AcmeError::Cert(e.to_string()))?;
-        let signing = provider::sign::any_supported_type(&key_der).map_err(|e| AcmeError::Cert(e.to_string()))?;
-        Ok(CertifiedKey::new(vec![cert.der().clone()], signing))
+        let pem = format!("{}{}", key.serialize_pem(), cert.pem());
+        let ck = parse_alpn(&pem).ok_or_else(|| AcmeError::Cert("challenge certificate".into()))?;
+        Ok((ck, pem))
     }
 
     /// One order for `domain`: challenge, CSR, certificate. Returns the PEM bundle (key + chain).
@@ -367,8 +370,15 @@ impl Inner {
                         published.push((kind, token));
                     }
                     ChallengeKind::TlsAlpn01 => {
-                        let ck = Self::alpn_cert(domain, ka.digest().as_ref())?;
+                        let (ck, pem) = Self::alpn_cert(domain, ka.digest().as_ref())?;
                         self.alpn.lock().unwrap_or_else(|e| e.into_inner()).insert(domain.to_owned(), Arc::new(ck));
+                        // Edges sharing the store, and peers, answer it too.
+                        let dir = self.set.challenges_dir();
+                        create_private_dir(&dir)?;
+                        write_atomic(&dir.join(format!("alpn-{domain}.pem")), pem.as_bytes())?;
+                        if let Some(peer) = &self.peer {
+                            peer.push_alpn(domain, &pem).await;
+                        }
                         published.push((kind, domain.to_owned()));
                     }
                 }
@@ -398,6 +408,7 @@ impl Inner {
                 }
                 ChallengeKind::TlsAlpn01 => {
                     self.alpn.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    let _ = std::fs::remove_file(self.set.challenges_dir().join(format!("alpn-{id}.pem")));
                 }
             }
         }
@@ -657,6 +668,15 @@ fn kind_name(k: ChallengeKind) -> &'static str {
     }
 }
 
+/// A challenge certificate from its PEM (key + certificate).
+fn parse_alpn(pem: &str) -> Option<CertifiedKey> {
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<_, _>>().ok()?;
+    let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).ok()?;
+    let signing = provider::sign::any_supported_type(&key).ok()?;
+    (!chain.is_empty()).then(|| CertifiedKey::new(chain, signing))
+}
+
 /// ACME tokens are base64url; anything else is never looked up on disk.
 fn valid_token(t: &str) -> bool {
     !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -736,7 +756,18 @@ impl CertStore for AcmeStore {
     }
 
     fn alpn_challenge(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
-        self.inner.alpn.lock().unwrap_or_else(|e| e.into_inner()).get(server_name).cloned()
+        if let Some(ck) = self.inner.alpn.lock().unwrap_or_else(|e| e.into_inner()).get(server_name) {
+            return Some(ck.clone());
+        }
+        if let Some(ck) = self.inner.peer.as_ref().and_then(|p| p.alpn(server_name)) {
+            return Some(ck);
+        }
+        // Another edge sharing the store may be the one ordering (only `acme-tls/1` hellos get here).
+        if !self.inner.domains.iter().any(|d| d == server_name) {
+            return None;
+        }
+        let pem = std::fs::read_to_string(self.inner.set.challenges_dir().join(format!("alpn-{server_name}.pem")));
+        pem.ok().and_then(|p| parse_alpn(&p)).map(Arc::new)
     }
 
     fn http_challenge(&self, token: &str) -> Option<String> {
@@ -797,6 +828,8 @@ mod peer {
     use ring::aead;
     use ring::rand::{SecureRandom, SystemRandom};
 
+    use rustls::sign::CertifiedKey;
+
     use super::{Inner, valid_token};
     use crate::config::PeerConfig;
     use crate::resolver::Resolver;
@@ -812,6 +845,7 @@ mod peer {
         key: aead::LessSafeKey,
         id: String,
         tokens: Mutex<HashMap<String, (String, Instant)>>,
+        alpn: Mutex<HashMap<String, (Arc<CertifiedKey>, Instant)>>,
         /// Replicas that answered the last election (tokens are pushed to them).
         alive: Mutex<Vec<SocketAddr>>,
     }
@@ -850,6 +884,7 @@ mod peer {
                 key: aead::LessSafeKey::new(unbound),
                 id: idb.iter().map(|b| format!("{b:02x}")).collect(),
                 tokens: Mutex::new(HashMap::new()),
+                alpn: Mutex::new(HashMap::new()),
                 alive: Mutex::new(Vec::new()),
             };
             Ok((peer, sock.into()))
@@ -884,6 +919,20 @@ mod peer {
         pub(super) fn token(&self, token: &str) -> Option<String> {
             let t = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
             t.get(token).filter(|(_, at)| at.elapsed() < TOKEN_TTL).map(|(ka, _)| ka.clone())
+        }
+
+        pub(super) fn alpn(&self, domain: &str) -> Option<Arc<CertifiedKey>> {
+            let t = self.alpn.lock().unwrap_or_else(|e| e.into_inner());
+            t.get(domain).filter(|(_, at)| at.elapsed() < TOKEN_TTL).map(|(ck, _)| ck.clone())
+        }
+
+        /// Hands a pending TLS-ALPN-01 certificate (PEM with its key, sealed) to the other replicas.
+        pub(super) async fn push_alpn(&self, domain: &str, pem: &str) {
+            let Some(body) = self.seal(&format!("alpn:{domain}"), pem.as_bytes()) else { return };
+            let alive = self.alive.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for a in alive {
+                let _ = request(a, "PUT", &format!("{PREFIX}alpn/{domain}"), Bytes::from(body.clone())).await;
+            }
         }
 
         async fn peers(&self) -> Vec<SocketAddr> {
@@ -987,6 +1036,23 @@ mod peer {
                         let mut t = peer.tokens.lock().unwrap_or_else(|e| e.into_inner());
                         t.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
                         t.insert(token, (ka, Instant::now()));
+                        reply(204, "")
+                    }
+                    None => reply(403, ""),
+                }
+            }
+            ("PUT", ("alpn", domain)) if inner.domains.iter().any(|d| d == domain) => {
+                let domain = domain.to_owned();
+                let Ok(body) = Limited::new(req.into_body(), 16384).collect().await else { return reply(413, "") };
+                let ck = peer
+                    .open_sealed(&format!("alpn:{domain}"), &body.to_bytes())
+                    .and_then(|p| String::from_utf8(p).ok())
+                    .and_then(|p| super::parse_alpn(&p));
+                match ck {
+                    Some(ck) => {
+                        let mut t = peer.alpn.lock().unwrap_or_else(|e| e.into_inner());
+                        t.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
+                        t.insert(domain, (Arc::new(ck), Instant::now()));
                         reply(204, "")
                     }
                     None => reply(403, ""),

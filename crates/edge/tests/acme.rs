@@ -484,16 +484,25 @@ async fn renewal_swaps_in_a_new_certificate_and_open_connections_keep_working() 
 #[tokio::test]
 async fn two_edges_sharing_a_store_order_once_and_serve_the_same_certificate() {
     need_pebble!();
-    let p = ports(4);
-    // pebble validates on edge A's ports; edge B has its own.
-    let q = Ports { http: 14090, https: 14091, ..ports(4) };
+    sharing_a_store(4, 14090, "http-01").await;
+}
+
+#[tokio::test]
+async fn two_edges_sharing_a_store_answer_each_others_tls_alpn01_challenge() {
+    need_pebble!();
+    sharing_a_store(7, 14096, "tls-alpn-01").await;
+}
+
+async fn sharing_a_store(slot: u16, b_http: u16, challenge: &str) {
+    let p = ports(slot);
+    // pebble validates on edge A's ports; edge B has its own. Either may take the lock and order.
+    let q = Ports { http: b_http, https: b_http + 1, ..ports(slot) };
     let pebble = Pebble::start(&p).await;
     let (store, site) = (tempfile::tempdir().unwrap(), site());
-    let domain = "shared.h1acme.test";
-    let a = start_edge(acme_config(&pebble, &p, domain, store.path(), site.path(), json!({"challenges": ["http-01"]})))
-        .await;
-    let b = start_edge(acme_config(&pebble, &q, domain, store.path(), site.path(), json!({"challenges": ["http-01"]})))
-        .await;
+    let domain = &format!("shared{slot}.h1acme.test");
+    let tls = json!({ "challenges": [challenge] });
+    let a = start_edge(acme_config(&pebble, &p, domain, store.path(), site.path(), tls.clone())).await;
+    let b = start_edge(acme_config(&pebble, &q, domain, store.path(), site.path(), tls)).await;
     let root = pebble.root_pem().await;
     let started = Instant::now();
     let (leaf_a, leaf_b) = loop {
@@ -559,18 +568,28 @@ async fn unreachable_directory_is_reported_retried_with_backoff_and_http_keeps_s
 #[tokio::test]
 async fn replicas_with_separate_stores_elect_one_orderer_share_the_token_and_the_certificate() {
     need_pebble!();
-    // pebble validates on edge A's ports; edge B has its own and the lower peer address, so B orders and
-    // A must answer the HTTP-01 validation with the token B pushed to it.
-    let p = ports(6);
-    let q = Ports { http: 14094, https: 14095, ..ports(6) };
+    replicas(6, 14094, 14092, "http-01").await;
+}
+
+#[tokio::test]
+async fn replicas_with_separate_stores_share_the_tls_alpn01_challenge() {
+    need_pebble!();
+    replicas(8, 14098, 14082, "tls-alpn-01").await;
+}
+
+/// pebble validates on edge A's ports; edge B has its own and the lower peer address, so B orders and A must
+/// answer the validation with the token or certificate B pushed to it.
+async fn replicas(slot: u16, b_http: u16, peer_port: u16, challenge: &str) {
+    let p = ports(slot);
+    let q = Ports { http: b_http, https: b_http + 1, ..ports(slot) };
     let (peer_a, peer_b): (SocketAddr, SocketAddr) =
-        ("127.0.0.1:14093".parse().unwrap(), "127.0.0.1:14092".parse().unwrap());
+        (format!("127.0.0.1:{}", peer_port + 1).parse().unwrap(), format!("127.0.0.1:{peer_port}").parse().unwrap());
     let pebble = Pebble::start(&p).await;
     let (store_a, store_b, site) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), site());
     let secret = tempfile::tempdir().unwrap();
     let token_file = secret.path().join("peer-token");
     std::fs::write(&token_file, "h1acme-peer-secret-0123456789abcdef\n").unwrap();
-    let domain = "peers.h1acme.test";
+    let domain = &format!("peers{slot}.h1acme.test");
     let resolver = StaticResolver::new();
     resolver.set("h1acme_edge", vec![peer_a, peer_b]);
     let start = |ports: &Ports, store: &Path, listen: SocketAddr| {
@@ -580,7 +599,7 @@ async fn replicas_with_separate_stores_elect_one_orderer_share_the_token_and_the
             domain,
             store,
             site.path(),
-            json!({"challenges": ["http-01"],
+            json!({"challenges": [challenge],
                    "peers": {"listen": listen.to_string(), "service": "h1acme_edge", "token_file": token_file}}),
         );
         let log = Arc::new(MemoryLog::default());
@@ -616,14 +635,18 @@ async fn replicas_with_separate_stores_elect_one_orderer_share_the_token_and_the
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!((a.metric(STARTED), b.metric(STARTED)), (0, 1), "B (lowest peer address) orders, A does not");
     assert_eq!(pebble.log().matches("POST /order-plz").count(), 1, "{}", pebble.log());
-    // The validation reached A, which answered with B's token.
+    let used = b.log_events("acme_challenge");
+    assert_eq!(used.len(), 1);
+    assert_eq!(used[0]["type"], challenge);
+    // The validation reached A, which answered with B's token (HTTP-01: on A's access log).
     assert!(
-        a.log
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("/.well-known/acme-challenge/") && l.contains("\"status\":200"))
+        challenge != "http-01"
+            || a.log
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("/.well-known/acme-challenge/") && l.contains("\"status\":200"))
     );
     // A keeps its own copy (a restart of A needs no peer).
     let dir_a = std::fs::read_dir(store_a.path()).unwrap().next().unwrap().unwrap().path();
