@@ -106,6 +106,12 @@ pub enum Command {
     /// The edge proxy (TLS, routing, static files) that berth runs in front of the stack.
     #[command(subcommand)]
     Edge(EdgeCommand),
+    /// Machines of a target: make them one swarm.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Nodes of the target's swarm: list, drain, remove, add, tidy.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Remove the stack's services, networks, secrets and configs (volumes only with --volumes).
     Rm {
         /// Also remove the stack's volumes (their data is lost).
@@ -114,6 +120,59 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(short, long)]
         yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Check every host of the target, install Docker where missing, initialise the swarm on the
+    /// first manager, join the others, set roles and labels. Idempotent: a second run changes nothing.
+    Up {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Do not install Docker on hosts that lack it (fail instead).
+        #[arg(long)]
+        no_install: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// The swarm's nodes: role, availability, state, manager status, address, labels, tasks.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move every task off a node and wait until they run elsewhere.
+    Drain {
+        /// Node ID, hostname or target host.
+        node: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+    },
+    /// Make a drained node take tasks again.
+    Activate { node: String },
+    /// Remove a node: demote a manager first (refused if quorum would break), drain, leave, remove.
+    Rm {
+        node: String,
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+    },
+    /// Join a host to the target's swarm as a worker (add it to the target's `ssh:` list too, or the
+    /// next `cluster up` leaves it as it is).
+    Add {
+        /// `[user@]host[:port]`.
+        host: String,
+        /// Join as a manager.
+        #[arg(long)]
+        manager: bool,
+    },
+    /// Remove nodes that are down (and demote down managers first when quorum allows).
+    Tidy {
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -26,11 +26,13 @@ pub use build::{
 
 // E1: the deploy path.
 mod apply;
+pub mod cluster;
 mod deploy;
 mod release;
 mod swarm;
 mod watch;
 pub use apply::{ApplyOptions, ApplyStats, credentials_from_config, registry_credentials, registry_of};
+pub use berth_ssh;
 pub use deploy::{DeployError, DeployOptions, DeployReport, deploy_plan, without_bookkeeping};
 pub use release::{
     LABEL_KIND as RELEASE_LABEL_KIND, LABEL_RELEASE, LABEL_STATUS, ReleaseInfo, ReleaseRecord, ReleaseStatus,
@@ -42,10 +44,37 @@ pub use watch::{Event, Failure, ServiceProgress};
 use bollard::Docker;
 
 /// Where the engine is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Target {
     /// The Docker engine on this machine (`DOCKER_HOST`, or the default unix socket).
     Local,
+    /// A swarm reached over SSH: the Docker socket of the first manager that answers, tunnelled.
+    Ssh(SshTarget),
+}
+
+impl Target {
+    /// Whether this is the engine on this machine.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Target::Local)
+    }
+}
+
+/// Managers of a swarm reached over SSH (see [`berth_ssh`]).
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    /// Manager hosts, tried in order: the first that answers is used (so a dead manager or a
+    /// leader election costs one connect timeout, not the command).
+    pub managers: Vec<berth_ssh::HostAddr>,
+    /// Path of the Docker socket on the hosts; `{host}` is replaced by the host's name/address.
+    pub socket: String,
+    pub options: berth_ssh::SshOptions,
+}
+
+impl SshTarget {
+    /// The socket path on `host`.
+    pub fn socket_on(&self, host: &berth_ssh::HostAddr) -> String {
+        self.socket.replace("{host}", &host.host)
+    }
 }
 
 /// What can go wrong talking to Docker.
@@ -59,6 +88,9 @@ pub enum EngineError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// SSH to a host of the target failed.
+    #[error(transparent)]
+    Ssh(#[from] berth_ssh::SshError),
     /// The engine answered but is not a swarm manager.
     #[error("the Docker engine at {address} is not a swarm manager (swarm state: {state})")]
     NotManager { address: String, state: String },
@@ -110,6 +142,7 @@ impl EngineError {
             EngineError::TaskFailed { .. } => None,
             EngineError::NotFound { .. } => Some("`berth status` lists the stack's services".into()),
             EngineError::Refused { hint, .. } => hint.clone(),
+            EngineError::Ssh(e) => e.hint(),
         }
     }
 }
@@ -137,6 +170,8 @@ impl EngineError {
 pub struct Engine {
     docker: Docker,
     address: String,
+    /// The SSH tunnel the client talks through (remote targets); closed when the last clone goes.
+    tunnel: Option<std::sync::Arc<berth_ssh::Forward>>,
 }
 
 impl Engine {
@@ -151,9 +186,54 @@ impl Engine {
                     .negotiate_version()
                     .await
                     .map_err(|source| EngineError::Unreachable { address: address.clone(), source })?;
-                Ok(Engine { docker, address })
+                Ok(Engine { docker, address, tunnel: None })
+            }
+            Target::Ssh(t) => {
+                let mut last = None;
+                for host in &t.managers {
+                    match Self::connect_ssh(host, &t.socket_on(host), &t.options).await {
+                        Ok(e) => return Ok(e),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.unwrap_or_else(|| EngineError::Refused {
+                    message: "the SSH target names no manager host".into(),
+                    hint: Some("list the hosts under `ssh:`; the first `managers` of them are managers".into()),
+                }))
             }
         }
+    }
+
+    /// Connects to the engine of one host over SSH (its socket tunnelled to a private local socket).
+    pub async fn connect_ssh(
+        host: &berth_ssh::HostAddr,
+        socket: &str,
+        options: &berth_ssh::SshOptions,
+    ) -> Result<Engine, EngineError> {
+        let session = std::sync::Arc::new(berth_ssh::Session::connect(host, options).await?);
+        let forward = session.forward_unix(socket).await?;
+        let address = format!("ssh://{host}{socket}");
+        let local = forward.path().display().to_string();
+        let docker = Docker::connect_with_unix(&local, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(|source| EngineError::Unreachable { address: address.clone(), source })?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|source| EngineError::Unreachable { address: address.clone(), source })?;
+        Ok(Engine { docker, address, tunnel: Some(std::sync::Arc::new(forward)) })
+    }
+
+    /// A local unix socket that reaches the engine (the tunnel's for remote targets), if any.
+    pub(crate) fn unix_socket(&self) -> Option<String> {
+        match &self.tunnel {
+            Some(f) => Some(f.path().display().to_string()),
+            None => self.address.strip_prefix("unix://").map(str::to_string),
+        }
+    }
+
+    /// The SSH session of a remote engine (to run commands on its host), if any.
+    pub fn ssh_session(&self) -> Option<&std::sync::Arc<berth_ssh::Session>> {
+        self.tunnel.as_ref().map(|f| f.session())
     }
 
     /// The underlying client, for the engine's own modules.

@@ -106,7 +106,7 @@ impl Engine {
     /// the typed service that lacks one. Best effort: on any error (or a non-unix engine address)
     /// the services stay as they are.
     async fn restore_health_checks(&self, stack: &str, services: &mut [bollard::models::Service]) {
-        let Some(socket) = self.address().strip_prefix("unix://").map(str::to_string) else { return };
+        let Some(socket) = self.unix_socket() else { return };
         if services.is_empty() {
             return;
         }

@@ -108,6 +108,12 @@ pub struct SshTarget {
     pub labels: BTreeMap<String, BTreeMap<String, String>>,
     /// Accept and record unknown host keys (trust on first use). Default false.
     pub trust_new_hosts: bool,
+    /// known_hosts file; default `~/.ssh/known_hosts`.
+    pub known_hosts: Option<String>,
+    /// Docker socket on the hosts (`{host}` = the host); default `/var/run/docker.sock`.
+    pub socket: Option<String>,
+    /// Swarm dispatcher heartbeat `cluster up` sets (e.g. `1s`); default `2s`.
+    pub heartbeat: Option<String>,
 }
 
 /// AWS infrastructure berth provisions with CloudFormation.
@@ -239,7 +245,8 @@ const TOP_KEYS: &[&str] =
 const ACME_KEYS: &[&str] = &["email", "directory"];
 const EDGE_KEYS: &[&str] = &["placement", "http_port", "https_port", "hsts", "max_body", "timeout"];
 const STATIC_KEYS: &[&str] = &["path", "volume", "subdir", "spa", "host"];
-const SSH_KEYS: &[&str] = &["ssh", "user", "key", "managers", "edge", "labels", "trust_new_hosts"];
+const SSH_KEYS: &[&str] =
+    &["ssh", "user", "key", "managers", "edge", "labels", "trust_new_hosts", "known_hosts", "socket", "heartbeat"];
 const AWS_KEYS: &[&str] = &["aws", "region", "profile", "mode", "instance_type", "workers", "hosted_zone", "ssh_cidr"];
 const SERVICE_KEYS: &[&str] = &["routes", "port", "health", "release"];
 const SECRET_KEYS: &[&str] = &["generate", "env"];
@@ -764,7 +771,31 @@ impl Cx {
                 .get("trust_new_hosts")
                 .and_then(|v| self.boolean(v, &format!("{path}.trust_new_hosts")))
                 .unwrap_or(false);
-            return Some(TargetSpec::Ssh(SshTarget { hosts, user, key, managers, edge, labels, trust_new_hosts }));
+            let known_hosts = m.get("known_hosts").and_then(|v| self.string(v, &format!("{path}.known_hosts")));
+            let socket = m.get("socket").and_then(|v| self.string(v, &format!("{path}.socket")));
+            if let (Some(sock), Some(n)) = (&socket, m.get("socket"))
+                && !sock.starts_with('/')
+            {
+                self.err(
+                    "xberth.socket",
+                    n,
+                    &format!("{path}.socket"),
+                    "the Docker socket path must be absolute".into(),
+                );
+            }
+            let heartbeat = m.get("heartbeat").and_then(|v| self.string(v, &format!("{path}.heartbeat")));
+            return Some(TargetSpec::Ssh(SshTarget {
+                hosts,
+                user,
+                key,
+                managers,
+                edge,
+                labels,
+                trust_new_hosts,
+                known_hosts,
+                socket,
+                heartbeat,
+            }));
         }
         if m.is_some_and(|m| m.contains_key("aws")) {
             let m = self.fields(node, path, AWS_KEYS)?;

@@ -3,7 +3,7 @@
 use crate::cli::{DeployArgs, RollbackArgs, StackArgs};
 use crate::exit;
 use crate::progress::Progress;
-use berth_engine::{DeployError, DeployOptions, DeployReport, Engine, EngineError, Target};
+use berth_engine::{DeployError, DeployOptions, DeployReport, Engine, Target};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -54,13 +54,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| super::fail(exit::FAILED, e, None))
 }
 
-fn engine_code(e: &EngineError) -> u8 {
-    match e {
-        EngineError::Unreachable { .. } | EngineError::NotManager { .. } => exit::ENGINE,
-        e if e.is_connection_lost() => exit::ENGINE,
-        _ => exit::FAILED,
-    }
-}
+use super::engine_code;
 
 async fn connect(target: &Target) -> Result<Engine, u8> {
     Engine::connect(target).await.map_err(|e| {
@@ -197,7 +191,7 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
         adopt: args.adopt,
         timeout: Duration::from_secs(args.timeout),
         auto_rollback: !args.no_rollback,
-        local: target == Target::Local,
+        local: target.is_local(),
         files: stack.files.iter().map(|f| f.display().to_string()).collect(),
         release_commands,
     };

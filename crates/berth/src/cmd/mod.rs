@@ -7,6 +7,7 @@ use berth_spec::load::{LoadFailed, LoadOptions, Loaded};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+mod cluster;
 mod deploy;
 mod edge;
 mod ops;
@@ -29,6 +30,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Exec { service, command } => ops::exec(&cli.stack, &service, &command),
         Command::Rm { volumes, yes } => ops::rm(&cli.stack, volumes, yes),
         Command::Edge(c) => edge::run(c),
+        Command::Cluster(c) => cluster::cluster(&cli.stack, c),
+        Command::Node(c) => cluster::node(&cli.stack, c),
     }
 }
 
@@ -40,6 +43,24 @@ pub(crate) fn fail(code: u8, message: impl std::fmt::Display, hint: Option<Strin
         let _ = writeln!(err, "  hint: {h}");
     }
     code
+}
+
+/// The exit code of an engine error: the engine (unreachable, not a manager, SSH, connection
+/// lost) → 3; an unknown service or node → 2 (a usage error); anything else → 4.
+pub(crate) fn engine_code(e: &berth_engine::EngineError) -> u8 {
+    use berth_engine::EngineError as E;
+    match e {
+        E::Unreachable { .. } | E::NotManager { .. } | E::Ssh(_) => exit::ENGINE,
+        e if e.is_connection_lost() => exit::ENGINE,
+        E::NotFound { what: "service" | "node", .. } => exit::USAGE,
+        _ => exit::FAILED,
+    }
+}
+
+/// Prints an engine error with its hint; returns its exit code ([`engine_code`]).
+pub(crate) fn engine_fail(e: berth_engine::EngineError) -> u8 {
+    let hint = e.hint();
+    fail(engine_code(&e), e, hint)
 }
 
 pub(crate) fn print_diagnostics(diags: &[berth_spec::Diagnostic], sources: &berth_spec::SourceMap) {
@@ -156,7 +177,11 @@ fn check(args: &StackArgs, json: bool) -> u8 {
             let _ = writeln!(
                 std::io::stderr(),
                 "valid: {n} service(s){}",
-                if loaded.warnings.is_empty() { String::new() } else { format!(", {} warning(s)", loaded.warnings.len()) }
+                if loaded.warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} warning(s)", loaded.warnings.len())
+                }
             );
             exit::OK
         }
@@ -193,13 +218,14 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
         Err(code) => return code,
     };
     let observed = match observed {
-        Some(path) => match std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| {
-            serde_json::from_slice::<berth_plan::Observed>(&b).map_err(|e| e.to_string())
-        }) {
+        Some(path) => match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<berth_plan::Observed>(&b).map_err(|e| e.to_string()))
+        {
             Ok(o) => o,
             Err(e) => return fail(exit::INVALID, format!("cannot read observed state {}: {e}", path.display()), None),
         },
-        None => match target(args, &loaded).and_then(|_| observe(&name)) {
+        None => match target(args, &loaded).and_then(|t| observe(&name, &t)) {
             Ok(o) => o,
             Err(code) => return code,
         },
@@ -253,8 +279,8 @@ pub(crate) fn desired(loaded: &Loaded, stack: &berth_spec::Stack, name: &str) ->
     })
 }
 
-/// The engine target: `--target`, else `x-berth.default_target`, else `local`. Targets other than
-/// the local engine are validated here but not reachable yet (SSH: issue #7, AWS: issue #8).
+/// The engine target: `--target`, else `x-berth.default_target`, else `local`. SSH targets reach
+/// their first manager that answers; AWS targets are validated here but not reachable yet (issue #8).
 pub(crate) fn target(args: &StackArgs, loaded: &Loaded) -> Result<berth_engine::Target, u8> {
     let xb = loaded.stack.extras.get("x-berth").map(berth_spec::xberth::XBerth::from_json).unwrap_or_default();
     let name = args.target.clone().or(xb.default_target.clone()).unwrap_or_else(|| "local".into());
@@ -270,7 +296,7 @@ pub(crate) fn target(args: &StackArgs, loaded: &Loaded) -> Result<berth_engine::
     };
     match xb.targets.get(&name) {
         Some(berth_spec::xberth::TargetSpec::Local) => Ok(berth_engine::Target::Local),
-        Some(berth_spec::xberth::TargetSpec::Ssh(_)) => Err(not_yet("SSH")),
+        Some(berth_spec::xberth::TargetSpec::Ssh(t)) => cluster::ssh_target(&name, t).map(berth_engine::Target::Ssh),
         Some(berth_spec::xberth::TargetSpec::Aws(_)) => Err(not_yet("AWS")),
         None => {
             let known: Vec<&str> = std::iter::once("local").chain(xb.targets.keys().map(String::as_str)).collect();
@@ -283,11 +309,24 @@ pub(crate) fn target(args: &StackArgs, loaded: &Loaded) -> Result<berth_engine::
     }
 }
 
-/// Observes the stack on the local engine.
-pub(crate) fn observe(stack: &str) -> Result<berth_plan::Observed, u8> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| fail(exit::FAILED, e, None))?;
+/// The target of a command that may run without stack files: `--stack NAME` without `--target`
+/// (and without `-c`) means the local engine; otherwise the files say (see [`target`]).
+pub(crate) fn target_of(args: &StackArgs) -> Result<berth_engine::Target, u8> {
+    if args.target.as_deref() == Some("local")
+        || (args.target.is_none() && args.name.is_some() && args.files.is_empty())
+    {
+        return Ok(berth_engine::Target::Local);
+    }
+    let loaded = load(args)?;
+    target(args, &loaded)
+}
+
+/// Observes the stack on the target's engine.
+pub(crate) fn observe(stack: &str, target: &berth_engine::Target) -> Result<berth_plan::Observed, u8> {
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| fail(exit::FAILED, e, None))?;
     rt.block_on(async {
-        let engine = berth_engine::Engine::connect(&berth_engine::Target::Local).await.map_err(|e| {
+        let engine = berth_engine::Engine::connect(target).await.map_err(|e| {
             let hint = e.hint();
             fail(exit::ENGINE, e, hint)
         })?;

@@ -8,7 +8,7 @@
 use crate::cli::{LogsArgs, StackArgs};
 use crate::exit;
 use crate::table;
-use berth_engine::{Engine, EngineError, Target};
+use berth_engine::{Engine, EngineError};
 use std::io::{IsTerminal, Write};
 
 /// The stack name without loading the files when `--stack` is given.
@@ -20,29 +20,24 @@ fn stack_of(args: &StackArgs) -> Result<String, u8> {
     Ok(super::stack_name(args, &loaded))
 }
 
-/// Prints an engine error with its hint; the exit code says whose fault it is.
-fn engine_fail(e: EngineError) -> u8 {
-    let code = match &e {
-        EngineError::Unreachable { .. } | EngineError::NotManager { .. } => exit::ENGINE,
-        EngineError::NotFound { what: "service", .. } => exit::USAGE,
-        _ => exit::FAILED,
-    };
-    let hint = e.hint();
-    super::fail(code, e, hint)
-}
+use super::engine_fail;
 
-/// Runs `f` with a connected engine on a fresh runtime.
-fn with_engine<F, Fut>(f: F) -> u8
+/// Runs `f` with the target's engine connected, on a fresh runtime.
+fn with_engine<F, Fut>(stack: &StackArgs, f: F) -> u8
 where
     F: FnOnce(Engine) -> Fut,
     Fut: std::future::Future<Output = Result<u8, EngineError>>,
 {
+    let target = match super::target_of(stack) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return super::fail(exit::FAILED, e, None),
     };
     let code = rt.block_on(async {
-        let engine = Engine::connect(&Target::Local).await?;
+        let engine = Engine::connect(&target).await?;
         f(engine).await
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -64,7 +59,7 @@ pub fn status(stack: &StackArgs, json: bool) -> u8 {
         Err(c) => return c,
     };
     let urls = super::deploy::edge_urls(stack);
-    with_engine(|e| async move {
+    with_engine(stack, |e| async move {
         let s = e.status(&name).await?;
         if json {
             print_json(&s);
@@ -155,7 +150,7 @@ pub fn ps(stack: &StackArgs, service: Option<&str>, json: bool) -> u8 {
         Err(c) => return c,
     };
     let service = service.map(str::to_string);
-    with_engine(|e| async move {
+    with_engine(stack, |e| async move {
         let tasks = e.tasks(&name, service.as_deref()).await?;
         if json {
             print_json(&tasks);
@@ -212,7 +207,7 @@ pub fn logs(stack: &StackArgs, args: &LogsArgs) -> u8 {
     };
     let opts = berth_engine::LogsOptions { follow: args.follow, since, tail };
     let service = args.service.clone();
-    with_engine(|e| async move {
+    with_engine(stack, |e| async move {
         let mut stdout = std::io::stdout();
         let mut on_line = |l: &berth_engine::LogLine| {
             let _ = writeln!(stdout, "{}", l.render());
@@ -249,7 +244,7 @@ pub fn scale(stack: &StackArgs, targets: &[String]) -> u8 {
         Ok(n) => n,
         Err(c) => return c,
     };
-    with_engine(|e| async move {
+    with_engine(stack, |e| async move {
         for s in e.scale(&name, &targets).await? {
             println!("{}: {} -> {} replicas", s.service, s.from, s.to);
         }
@@ -294,7 +289,7 @@ pub fn run(stack: &StackArgs, service: &str, command: &[String]) -> u8 {
         command: command.to_vec(),
         tty: false,
     };
-    with_engine(|e| async move {
+    with_engine(stack, |e| async move {
         let mut stdout = std::io::stdout();
         let mut on_line = |l: &str| {
             let _ = writeln!(stdout, "{l}");
@@ -319,7 +314,7 @@ pub fn exec(stack: &StackArgs, service: &str, command: &[String]) -> u8 {
     };
     let service = service.to_string();
     let command = command.to_vec();
-    with_engine(|e| async move {
+    with_engine(stack, |e| async move {
         let mut on_output = |stderr: bool, bytes: &[u8]| {
             if stderr {
                 let _ = std::io::stderr().write_all(bytes);
@@ -360,7 +355,7 @@ pub fn rm(stack: &StackArgs, volumes: bool, yes: bool) -> u8 {
             return exit::FAILED;
         }
     }
-    with_engine(|e| async move {
+    with_engine(stack, |e| async move {
         let r = e.remove_stack(&name, volumes).await?;
         let mut out = std::io::stdout();
         for (kind, names) in [

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Test hosts for berth's many-machine tests: N "machines" on this one, each a network namespace
+# with its own dockerd (NOT in swarm mode: berth's `cluster up` makes the swarm) and its own sshd
+# (key auth only). The hosts sit on a bridge (192.168.87.0/24 by default) that the root namespace
+# reaches through a veth, so berth (running on the host) connects to them over real SSH.
+#
+#   lab.sh up N        start hosts 1..N (fresh state); prints the lab's env on stdout
+#   lab.sh down        stop everything and remove all state
+#   lab.sh kill I      SIGKILL host I's dockerd, containerd and containers (a crashed machine)
+#   lab.sh start I     start host I's dockerd again (the machine comes back)
+#
+# Each dockerd listens on /run/berth-lab/<ip>/docker.sock (the targets' `socket:` is
+# /run/berth-lab/{host}/docker.sock): the hosts share this machine's mount namespace, so every
+# node needs its own path. Images given in LAB_IMAGES are copied into every node (docker save|load).
+# Every name starts with "blab"; `down` touches nothing else. Needs root, iproute2, openssh-server.
+set -euo pipefail
+
+NET=${LAB_NET:-192.168.87}
+BASE=${LAB_BASE:-/var/lib/berth-lab}
+RUN=${LAB_RUN:-/run/berth-lab}
+BRNS=blab-br
+
+log() { printf '%s [lab] %s\n' "$(date +%T.%3N)" "$*" >&2; }
+nip() { echo "$NET.$((10 + $1))"; }
+sock() { echo "$RUN/$(nip "$1")/docker.sock"; }
+dk() { local i=$1; shift; docker -H "unix://$(sock "$i")" "$@"; }
+
+start_dockerd() {
+  local i=$1 n=n$1 ip
+  ip=$(nip "$i")
+  mkdir -p "$BASE/$n" "$RUN/$ip"
+  cat >"$BASE/$n/daemon.json" <<JSON
+{
+  "data-root": "$BASE/$n/docker",
+  "exec-root": "$RUN/x$i",
+  "hosts": ["unix://$(sock "$i")"],
+  "pidfile": "$RUN/$n.pid",
+  "cgroup-parent": "/blab-$n",
+  "storage-driver": "overlay2",
+  "log-opts": {"max-size": "5m", "max-file": "2"},
+  "default-address-pools": [{"base": "10.210.0.0/16", "size": 24}]
+}
+JSON
+  # nsenter --net (not `ip netns exec`, which remounts /sys and hides cgroups from dockerd).
+  setsid nsenter --net="/run/netns/blab-$n" unshare --uts \
+    sh -c "hostname blab-$n; exec dockerd --config-file $BASE/$n/daemon.json" \
+    </dev/null >>"$BASE/$n/dockerd.log" 2>&1 &
+}
+
+wait_dockerd() {
+  local i=$1
+  for _ in $(seq 1 300); do dk "$i" version >/dev/null 2>&1 && return 0; sleep 0.1; done
+  log "dockerd n$i did not come up; see $BASE/n$i/dockerd.log"
+  return 1
+}
+
+start_sshd() {
+  local i=$1 n=n$1 S=$BASE/ssh
+  [ -f "$S/host_$n" ] || ssh-keygen -q -t ed25519 -N '' -f "$S/host_$n" -C "blab-$n"
+  cat >"$S/sshd_config.$n" <<CFG
+ListenAddress $(nip "$i"):22
+HostKey $S/host_$n
+PidFile $RUN/sshd-$n.pid
+AuthorizedKeysFile $S/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PrintMotd no
+AllowStreamLocalForwarding yes
+StrictModes no
+CFG
+  setsid nsenter --net="/run/netns/blab-$n" unshare --uts \
+    sh -c "hostname blab-$n; exec /usr/sbin/sshd -D -e -f $S/sshd_config.$n" \
+    </dev/null >>"$BASE/sshd-$n.log" 2>&1 &
+}
+
+# PIDs of processes that belong to host i (its dockerd, containerd, shims and containers): every
+# process in the host's network namespace.
+pids_of() {
+  ip netns pids "blab-n$1" 2>/dev/null || true
+}
+
+down() {
+  local ns
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^blab-' || true); do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+  done
+  # Shims and containers of the nodes' dockerds live in the nodes' namespaces too (killed above);
+  # their mounts are under $RUN/x* and $BASE/n*/docker.
+  sleep 0.3
+  for m in $(awk '{print $2}' /proc/mounts | grep -E "^($RUN|$BASE)/" | sort -r || true); do
+    umount -l "$m" 2>/dev/null || true
+  done
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^blab-' || true); do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  ip link del blab-host 2>/dev/null || true
+  rm -rf "$RUN" "$BASE"
+  # cgroups the nodes' containers used
+  for cg in /sys/fs/cgroup/blab-n*; do [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null; done
+  true
+}
+
+case "${1:-}" in
+up)
+  n=${2:?usage: lab.sh up N}
+  [ "$(id -u)" = 0 ] || { echo "lab.sh needs root" >&2; exit 1; }
+  down
+  mkdir -p "$BASE/ssh" "$RUN" /run/sshd
+  chmod 700 "$BASE/ssh"
+  ip netns add "$BRNS"
+  ip -n "$BRNS" link set lo up
+  ip -n "$BRNS" link add br0 type bridge
+  ip -n "$BRNS" link set br0 up
+  for i in $(seq 1 "$n"); do
+    ip netns add "blab-n$i"
+    ip link add eth0 netns "blab-n$i" type veth peer name "n$i" netns "$BRNS"
+    ip -n "$BRNS" link set "n$i" master br0 up
+    ip -n "blab-n$i" link set lo up
+    ip -n "blab-n$i" addr add "$(nip "$i")/24" dev eth0
+    ip -n "blab-n$i" link set eth0 up
+  done
+  ip link add blab-host type veth peer name host netns "$BRNS"
+  ip -n "$BRNS" link set host master br0 up
+  ip addr add "$NET.1/24" dev blab-host
+  ip link set blab-host up
+  ssh-keygen -q -t ed25519 -N '' -f "$BASE/ssh/id_ed25519" -C berth-lab
+  cp "$BASE/ssh/id_ed25519.pub" "$BASE/ssh/authorized_keys"
+  chmod 600 "$BASE/ssh/authorized_keys"
+  : >"$BASE/ssh/known_hosts"
+  for i in $(seq 1 "$n"); do
+    start_dockerd "$i"
+    start_sshd "$i"
+  done
+  for i in $(seq 1 "$n"); do wait_dockerd "$i"; done
+  for i in $(seq 1 "$n"); do
+    echo "$(nip "$i") $(cut -d' ' -f1-2 "$BASE/ssh/host_n$i.pub")" >>"$BASE/ssh/known_hosts"
+  done
+  if [ -n "${LAB_IMAGES:-}" ]; then
+    # shellcheck disable=SC2086
+    docker save $LAB_IMAGES >"$BASE/images.tar"
+    pids=()
+    for i in $(seq 1 "$n"); do
+      dk "$i" load -q -i "$BASE/images.tar" >/dev/null &
+      pids+=($!)
+    done
+    wait "${pids[@]}"
+    rm -f "$BASE/images.tar"
+  fi
+  for i in $(seq 1 "$n"); do
+    for _ in $(seq 1 50); do
+      (exec 3<>"/dev/tcp/$(nip "$i")/22") 2>/dev/null && break
+      sleep 0.1
+    done
+  done
+  echo "LAB_KEY=$BASE/ssh/id_ed25519"
+  echo "LAB_KNOWN_HOSTS=$BASE/ssh/known_hosts"
+  echo "LAB_SOCKET=$RUN/{host}/docker.sock"
+  echo "LAB_HOSTS=$(for i in $(seq 1 "$n"); do printf '%s ' "$(nip "$i")"; done)"
+  ;;
+down) down ;;
+kill)
+  i=${2:?usage: lab.sh kill I}
+  pids_of "$i" | grep -v "^$(cat "$RUN/sshd-n$i.pid" 2>/dev/null || echo none)\$" | xargs -r kill -9 2>/dev/null || true
+  ;;
+start)
+  i=${2:?usage: lab.sh start I}
+  start_dockerd "$i"
+  wait_dockerd "$i"
+  ;;
+*)
+  echo "usage: lab.sh up N | down | kill I | start I" >&2
+  exit 2
+  ;;
+esac
