@@ -333,3 +333,32 @@ fn rolling_update_task_kill_and_failed_release_under_load_fail_zero_requests() {
     assert_eq!(r.v2, r.requests, "{r:?}");
     assert_eq!(get(PORT, "localhost", "/extra/version").unwrap(), (200, "v2".into()), "the new route is live");
 }
+
+/// Every shape of generated config (TLS off, local CA, ACME with peers, statics, per-route limits)
+/// is accepted by the edge's own config loader.
+#[test]
+fn generated_edge_configs_are_accepted_by_the_edge() {
+    let variants = [
+        serde_json::json!({}),
+        serde_json::json!({"domains": ["app.localhost"], "edge": {"http_port": 8080, "https_port": 8443}}),
+        serde_json::json!({"domain": "example.com", "acme": {"email": "ops@example.com"}}),
+        serde_json::json!({"domain": "example.com", "acme": {"email": "ops@example.com", "directory": "local"}}),
+        serde_json::json!({"domain": "example.com", "edge": {"hsts": false, "max_body": "1m", "timeout": "5s"},
+            "static": [{"path": "/static", "volume": "assets", "subdir": "s", "spa": true, "host": "example.com"}]}),
+    ];
+    for xb in variants {
+        let stack: berth_spec::Stack = serde_json::from_value(serde_json::json!({
+            "services": {"web": {"image": "a", "x-berth": {
+                "routes": ["/", {"path": "/api", "strip_prefix": true, "max_body": 1024, "timeout": "2s"}],
+                "port": 8080, "health": "/health"}}},
+            "volumes": {"assets": {}},
+            "x-berth": xb,
+        }))
+        .unwrap();
+        let cfg = berth_plan::edge::edge_config(&stack, "st").unwrap();
+        let text = serde_json::to_string_pretty(&cfg).unwrap();
+        if let Err(e) = berth_edge::EdgeConfig::from_json(&text, Path::new("/etc/berth/edge.json")) {
+            panic!("{xb}: the edge refuses the generated config: {e}\n{text}");
+        }
+    }
+}

@@ -23,10 +23,10 @@ use berth_spec::xberth::{ServiceBerth, XBerth};
 use bollard_stubs::models::{
     ConfigSpec, EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
     EndpointSpecModeEnum, HealthConfig, Mount, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig,
-    NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode, ServiceSpecUpdateConfig,
+    NetworkAttachmentConfig, SecretSpec, ServiceSpec, ServiceSpecMode, ServiceSpecUpdateConfig,
     ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1, TaskSpecPlacement, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum,
+    TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1, TaskSpecContainerSpecSecrets,
+    TaskSpecPlacement, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -45,6 +45,10 @@ pub const RUN_DIR: &str = "/run/berth";
 pub const SOCKET_PATH: &str = "/run/berth/edge.sock";
 /// Stop grace period given to routed services that set none, and to the proxy: time to drain.
 pub const DRAIN_GRACE_NS: i64 = 30_000_000_000;
+/// Port of the edges' peer endpoint (ACME certificate sharing between edge nodes).
+pub const PEER_PORT: u16 = 9181;
+/// The peers' shared secret in the proxy: the generated Swarm secret `<stack>_edge-peer`.
+pub const PEER_SECRET_PATH: &str = "/run/secrets/edge-peer";
 /// Host names served when the stack names no domain.
 pub const DEFAULT_DOMAINS: &[&str] = &["localhost"];
 
@@ -160,6 +164,12 @@ pub fn edge_config(stack: &Stack, stack_name: &str) -> Option<Value> {
             "directory": directory,
             "email": email,
             "store": format!("{DATA_DIR}/acme"),
+            // Edges on several nodes share certificates and HTTP-01 tokens (one orders).
+            "peers": {
+                "listen": format!("0.0.0.0:{PEER_PORT}"),
+                "service": proxy_service(stack_name),
+                "token_file": PEER_SECRET_PATH,
+            },
         }),
     };
     let routes: Vec<Value> = XBerth::routes(berths.iter().map(|(n, b)| (*n, b)))
@@ -229,7 +239,8 @@ pub fn add_edge(desired: &mut Desired, stack: &Stack, opts: &EdgeOptions) -> Res
     }
     let xb = xberth(stack);
     let berths = service_berths(stack);
-    let tls_on = tls_of(&xb) != Tls::Off;
+    let tls = tls_of(&xb);
+    let tls_on = tls != Tls::Off;
     let owner_labels = || -> HashMap<String, String> {
         [(LABEL_NAMESPACE.to_string(), ns.clone()), (LABEL_OWNER.to_string(), ns.clone())].into()
     };
@@ -269,6 +280,27 @@ pub fn add_edge(desired: &mut Desired, stack: &Stack, opts: &EdgeOptions) -> Res
             templating: None,
         },
     );
+
+    // ACME: the peers' shared secret, generated once by the engine and kept in the swarm.
+    let mut secrets = Vec::new();
+    if matches!(tls, Tls::Acme { .. }) {
+        let name = format!("{ns}_edge-peer");
+        let mut labels = owner_labels();
+        labels.insert(crate::convert::LABEL_GENERATED.into(), "48".into());
+        desired
+            .secrets
+            .insert(name.clone(), SecretSpec { name: Some(name.clone()), labels: Some(labels), ..Default::default() });
+        secrets.push(TaskSpecContainerSpecSecrets {
+            file: Some(TaskSpecContainerSpecFile {
+                name: Some(PEER_SECRET_PATH.into()),
+                uid: Some("0".into()),
+                gid: Some("0".into()),
+                mode: Some(0o400),
+            }),
+            secret_id: None,
+            secret_name: Some(name),
+        });
+    }
 
     // Networks of the routed services, so `tasks.<stack>_<service>` resolves.
     let mut networks: BTreeSet<String> = BTreeSet::new();
@@ -397,6 +429,7 @@ pub fn add_edge(desired: &mut Desired, stack: &Stack, opts: &EdgeOptions) -> Res
                     ..Default::default()
                 }]),
                 mounts: (!mounts.is_empty()).then_some(mounts),
+                secrets: (!secrets.is_empty()).then_some(secrets),
                 stop_grace_period: Some(DRAIN_GRACE_NS),
                 health_check: opts.handover.then(|| HealthConfig {
                     test: Some(vec!["CMD".into(), "/berth".into(), "edge".into(), "check".into(), CONFIG_PATH.into()]),
