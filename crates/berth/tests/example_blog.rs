@@ -1,0 +1,424 @@
+//! examples/blog end to end: the real berth binary deploys the blog (Django + gunicorn, Celery
+//! worker and beat, Postgres, Redis, the Vue front end) on the real dockerd from local base images
+//! (`examples/blog/base-images.sh`), then checks it the way a visitor and an operator would: the
+//! API with token auth, the admin login with CSRF, an image upload, the Celery task's result, beat
+//! runs, release commands once per release, data surviving a new release, a rollback and a Postgres
+//! restart, and a bad release (failing migration) rolled back automatically with the old version
+//! serving.
+//!
+//! Stack `h3blog`. Everything goes through berth's edge on 127.0.0.1:20080 (HTTP, redirects) and
+//! :20443 (HTTPS, the edge's local certificate), with `Host: blog.localhost`. The test works on a
+//! copy of `examples/blog` in a temporary directory: the edge ports are changed there, and the bad
+//! release adds a migration to that copy.
+
+#[path = "../../engine/tests/common/stack.rs"]
+mod stack;
+use stack::{Cleanup, docker};
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const STACK: &str = "h3blog";
+const HTTP_PORT: u16 = 20080;
+const PORT: u16 = 20443;
+const HOST: &str = "blog.localhost";
+const ADMIN_PASSWORD: &str = "h3-test-admin-password";
+
+/// A failing migration: the bad release of the test.
+const BAD_MIGRATION: &str = "from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [(\"posts\", \"0001_initial\")]
+    operations = [migrations.RunSQL(\"SELECT no_such_column FROM posts_post\")]
+";
+
+/// A 1x1 GIF (no checksums to get wrong); Pillow accepts it for the ImageField.
+const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Builds (or finds cached) the local base images; returns the variables that select them.
+fn base_images() -> Vec<(String, String)> {
+    let script = repo().join("examples/blog/base-images.sh");
+    let o = Command::new("bash").arg(&script).arg("--print-env").output().expect("cannot run base-images.sh");
+    assert!(o.status.success(), "base-images.sh failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if [".env", "node_modules", "dist", "__pycache__", "db.sqlite3"].iter().any(|n| name == *n) {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(&name));
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+struct Blog {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Blog {
+    fn berth(&self, args: &[&str], app_version: &str) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.current_dir(&self.dir)
+            .args(["-s", STACK])
+            .args(args)
+            .env("APP_VERSION", app_version)
+            .env("BLOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("BLOG_DOMAIN", "blog.localhost");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.output().expect("cannot run berth")
+    }
+
+    fn deploy(&self, app_version: &str) -> (Option<i32>, String) {
+        let o = self.berth(&["deploy", "--plain", "--timeout", "300"], app_version);
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+}
+
+/// curl through the edge (HTTPS on 127.0.0.1:PORT as blog.localhost); returns (status, body).
+/// `extra` are further curl arguments.
+fn curl(method: &str, path: &str, extra: &[&str]) -> (u16, String) {
+    let url = format!("https://{HOST}:{PORT}{path}");
+    let resolve = format!("{HOST}:{PORT}:127.0.0.1");
+    let o = Command::new("curl")
+        .args(["-sS", "-k", "--resolve", &resolve, "--max-time", "20", "-X", method, "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(&url)
+        .output()
+        .expect("cannot run curl");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn json(method: &str, path: &str, extra: &[&str]) -> (u16, Value) {
+    let (code, body) = curl(method, path, extra);
+    (code, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// Polls `f` every 500 ms until it returns Some, at most `secs` seconds.
+fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn version() -> Option<String> {
+    let (code, v) = json("GET", "/api/health", &[]);
+    (code == 200 && v["ok"] == true).then(|| v["version"].as_str().unwrap_or("").to_string())
+}
+
+fn wait_version(want: &str) {
+    let mut last = None;
+    let end = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < end {
+        last = Some(curl("GET", "/api/health", &[]));
+        if version().as_deref() == Some(want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("/api/health did not report {want} within 90 s; last answer: {last:?}");
+}
+
+fn stats() -> Value {
+    let (code, v) = json("GET", "/api/stats", &[]);
+    assert_eq!(code, 200, "/api/stats: {v}");
+    v
+}
+
+fn post_titles() -> Vec<String> {
+    let (code, v) = json("GET", "/api/posts", &[]);
+    assert_eq!(code, 200, "/api/posts: {v}");
+    v.as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap().to_string()).collect()
+}
+
+fn running_container(service: &str) -> Option<String> {
+    let (_, out) = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={service}"),
+        "--filter",
+        "status=running",
+    ]);
+    out.lines().next().map(str::to_string)
+}
+
+fn db_container() -> Option<String> {
+    running_container(&format!("{STACK}_db"))
+}
+
+#[test]
+fn blog_deploys_serves_api_admin_celery_and_survives_releases_rollbacks_and_a_postgres_restart() {
+    let env = base_images();
+    let _guard = Cleanup(STACK);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("blog");
+    copy_dir(&repo().join("examples/blog"), &dir);
+    // The edge on test ports (the file says 80/443).
+    let compose = std::fs::read_to_string(dir.join("compose.yaml")).unwrap();
+    let patched = compose
+        .lines()
+        .map(|l| match l.trim_start() {
+            t if t.starts_with("http_port:") => format!("    http_port: {HTTP_PORT}"),
+            t if t.starts_with("https_port:") => format!("    https_port: {PORT}"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(compose.trim_end(), patched, "compose.yaml has x-berth.edge ports to change");
+    std::fs::write(dir.join("compose.yaml"), patched + "\n").unwrap();
+    let blog = Blog { dir: dir.clone(), env };
+
+    // Release 1.
+    let t = Instant::now();
+    let (code, e) = blog.deploy("v1");
+    assert_eq!(code, Some(0), "first deploy:\n{e}");
+    assert!(e.contains("release 1 is live"), "{e}");
+    eprintln!("first deploy: {:.1} s", t.elapsed().as_secs_f64());
+    wait_version("v1");
+
+    // Release commands ran once: migrate, collectstatic, ensure_superuser, release_marker.
+    assert_eq!(stats()["release_runs"], 1, "{}", stats());
+
+    // API: login, create (JSON and multipart with an image), list newest first, fetch.
+    let (code, v) = json(
+        "POST",
+        "/api/login",
+        &["-H", "Content-Type: application/json", "-d", r#"{"username":"admin","password":"wrong"}"#],
+    );
+    assert_eq!(code, 401, "{v}");
+    let body = format!(r#"{{"username":"admin","password":"{ADMIN_PASSWORD}"}}"#);
+    let (code, v) = json("POST", "/api/login", &["-H", "Content-Type: application/json", "-d", &body]);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["username"], "admin");
+    let auth = format!("Authorization: Token {}", v["token"].as_str().unwrap());
+
+    let new_post = r#"{"title":"first post","body":"one two three four five"}"#;
+    let (code, v) = json("POST", "/api/posts", &["-H", "Content-Type: application/json", "-d", new_post]);
+    assert_eq!(code, 401, "creating a post needs the token: {v}");
+    let (code, v) = json("POST", "/api/posts", &["-H", &auth, "-H", "Content-Type: application/json", "-d", new_post]);
+    assert_eq!(code, 201, "{v}");
+    let first = v["id"].as_u64().unwrap();
+    assert_eq!(v["author"], "admin");
+
+    let gif = tmp.path().join("dot.gif");
+    std::fs::write(&gif, GIF).unwrap();
+    let image_arg = format!("image=@{};type=image/gif", gif.display());
+    let (code, v) = json(
+        "POST",
+        "/api/posts",
+        &["-H", &auth, "-F", "title=with a picture", "-F", "body=a tiny gif", "-F", &image_arg],
+    );
+    assert_eq!(code, 201, "{v}");
+    let second = v["id"].as_u64().unwrap();
+    let image_url = v["image_url"].as_str().unwrap().to_string();
+    assert!(image_url.starts_with("/media/posts/") && image_url.ends_with(".gif"), "{image_url}");
+
+    assert_eq!(post_titles(), ["with a picture", "first post"], "newest first");
+    let (code, v) = json("GET", &format!("/api/posts/{first}"), &[]);
+    assert_eq!((code, v["title"].as_str()), (200, Some("first post")), "{v}");
+    let (code, _) = json("GET", "/api/posts/999999", &[]);
+    assert_eq!(code, 404);
+
+    // The upload comes back from the edge (media volume), byte for byte.
+    let got = tmp.path().join("got.gif");
+    let (code, headers) = curl("GET", &image_url, &["-D", "-", "-o", got.to_str().unwrap()]);
+    assert_eq!(code, 200, "{headers}");
+    assert!(headers.to_ascii_lowercase().contains("content-type: image/gif"), "{headers}");
+    assert_eq!(std::fs::read(&got).unwrap(), GIF);
+
+    // Plain HTTP redirects to HTTPS; the front end answers deep links with the app (SPA).
+    let o = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "--resolve"])
+        .arg(format!("{HOST}:{HTTP_PORT}:127.0.0.1"))
+        .arg(format!("http://{HOST}:{HTTP_PORT}/api/health"))
+        .output()
+        .unwrap();
+    let redirect = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(redirect, format!("308 https://{HOST}:{PORT}/api/health"));
+    let (code, index) = curl("GET", "/", &[]);
+    assert_eq!(code, 200);
+    let (code, deep) = curl("GET", &format!("/posts/{first}"), &[]);
+    assert_eq!((code, &deep), (200, &index), "a deep link gets the app's index.html");
+    assert!(deep.contains("<div id=\"app\""), "{deep}");
+
+    // Celery: the worker fills word_count; beat runs every 10 s.
+    let words = wait_for(60, "the Celery task's word_count", || {
+        let (_, v) = json("GET", &format!("/api/posts/{first}"), &[]);
+        v["word_count"].as_u64()
+    });
+    assert_eq!(words, 5);
+    let (_, v) = json("GET", &format!("/api/posts/{first}"), &[]);
+    assert_eq!(v["summary"], "one two three four five");
+    wait_for(60, "a beat run", || (stats()["beat_runs"].as_u64().unwrap_or(0) >= 1).then_some(()));
+    assert!(stats()["last_beat"].is_string(), "{}", stats());
+
+    // Admin: login page with a CSRF token, login POST with it, the index afterwards.
+    let jar = tmp.path().join("cookies");
+    let jar = jar.to_str().unwrap();
+    let referer = format!("Referer: https://{HOST}:{PORT}/admin/login/");
+    let referer = referer.as_str();
+    let (code, page) = curl("GET", "/admin/login/?next=/admin/", &["-c", jar, "-b", jar]);
+    assert_eq!(code, 200, "{page}");
+
+    // The admin's static files: collected in the release phase with hashed names, served by the
+    // edge from the static volume with long-lived cache headers.
+    let css = page
+        .split('"')
+        .find(|s| s.starts_with("/static/admin/css/base.") && s.ends_with(".css"))
+        .unwrap_or_else(|| panic!("a hashed /static/admin/css/base.*.css in the login page: {page}"))
+        .to_string();
+    let (code, headers) = curl("HEAD", &css, &["-I"]);
+    assert_eq!(code, 200, "{css}: {headers}");
+    let headers = headers.to_ascii_lowercase();
+    assert!(headers.contains("cache-control: public, max-age=31536000, immutable"), "{headers}");
+    assert!(headers.contains("etag:") && headers.contains("content-type: text/css"), "{headers}");
+
+    let token = page
+        .split("name=\"csrfmiddlewaretoken\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrfmiddlewaretoken in the login form")
+        .to_string();
+    let (code, _) = curl(
+        "POST",
+        "/admin/login/?next=/admin/",
+        &[
+            "-c",
+            jar,
+            "-b",
+            jar,
+            "-H",
+            referer,
+            "-d",
+            "username=admin",
+            "-d",
+            "password=wrong",
+            "-d",
+            &format!("csrfmiddlewaretoken={token}"),
+        ],
+    );
+    assert_eq!(code, 200, "a wrong password shows the form again");
+    let (code, _) = curl(
+        "POST",
+        "/admin/login/?next=/admin/",
+        &["-c", jar, "-b", jar, "-H", referer, "-d", "username=admin", "-d", &format!("password={ADMIN_PASSWORD}")],
+    );
+    assert_eq!(code, 403, "a login POST without the CSRF token is refused");
+    let (code, _) = curl(
+        "POST",
+        "/admin/login/?next=/admin/",
+        &[
+            "-c",
+            jar,
+            "-b",
+            jar,
+            "-H",
+            referer,
+            "-d",
+            "username=admin",
+            "-d",
+            &format!("password={ADMIN_PASSWORD}"),
+            "-d",
+            &format!("csrfmiddlewaretoken={token}"),
+            "-d",
+            "next=/admin/",
+        ],
+    );
+    assert_eq!(code, 302, "admin login with the CSRF token");
+    let (code, page) = curl("GET", "/admin/posts/post/", &["-b", jar]);
+    assert_eq!(code, 200);
+    assert!(page.contains("first post") && page.contains("with a picture"), "{page}");
+
+    // Release 2 (a new APP_VERSION): release commands run once more; the data is still there.
+    let (code, e) = blog.deploy("v2");
+    assert_eq!(code, Some(0), "second deploy:\n{e}");
+    assert!(e.contains("release 2 is live"), "{e}");
+    wait_version("v2");
+    assert_eq!(stats()["release_runs"], 2, "{}", stats());
+    assert_eq!(post_titles(), ["with a picture", "first post"]);
+
+    // The same files again: nothing to do, no release commands.
+    // (Checked at the end, so that one regression here does not hide the rest.)
+    let mut later = Vec::new();
+    let (code, e) = blog.deploy("v2");
+    assert_eq!(code, Some(0), "{e}");
+    if !e.contains("is up to date") {
+        later.push(format!("a deploy without changes is not `up to date`:\n{e}"));
+    }
+    assert_eq!(stats()["release_runs"], 2, "{}", stats());
+
+    // A bad release: a migration that fails. The release phase stops it before any service
+    // changes; v2 keeps serving and its data is intact.
+    let bad = dir.join("backend/posts/migrations/0002_broken.py");
+    std::fs::write(&bad, BAD_MIGRATION).unwrap();
+    let (code, e) = blog.deploy("v3");
+    assert_eq!(code, Some(4), "a failing migration fails the deploy:\n{e}");
+    assert!(e.contains(" aborted") || e.contains(" failed"), "{e}");
+    assert!(e.contains("migrate"), "the failing release command is named:\n{e}");
+    assert!(e.contains("no_such_column"), "the migration's error is shown:\n{e}");
+    assert_eq!(version().as_deref(), Some("v2"), "v2 still serves");
+    assert_eq!(stats()["release_runs"], 2, "{}", stats());
+    std::fs::remove_file(&bad).unwrap();
+
+    eprintln!("bad release rejected");
+    // berth rollback: back to release 1 (v1), no release commands, the data stays.
+    let o = blog.berth(&["rollback", "--timeout", "300"], "v2");
+    assert_eq!(o.status.code(), Some(0), "rollback:\n{}", String::from_utf8_lossy(&o.stderr));
+    wait_version("v1");
+    assert_eq!(stats()["release_runs"], 2, "{}", stats());
+    assert_eq!(post_titles(), ["with a picture", "first post"]);
+
+    eprintln!("rolled back to v1");
+    // Edge restart: kill the edge's container; Swarm starts a new one, the data is the same.
+    let old_edge = running_container(&format!("{STACK}_edge")).expect("a running edge container");
+    let (ok, out) = docker(&["kill", &old_edge]);
+    assert!(ok, "{out}");
+    wait_for(120, "a new edge task", || running_container(&format!("{STACK}_edge")).filter(|c| *c != old_edge));
+    wait_version("v1");
+    assert_eq!(post_titles(), ["with a picture", "first post"]);
+
+    // Postgres restart: kill the db container; Swarm starts a new task on the same volume.
+    let old = db_container().expect("a running db container");
+    let (ok, out) = docker(&["kill", &old]);
+    assert!(ok, "{out}");
+    wait_for(120, "a new db task", || db_container().filter(|c| *c != old));
+    let titles = wait_for(120, "the API after the Postgres restart", || {
+        let (code, v) = json("GET", "/api/posts", &[]);
+        (code == 200)
+            .then(|| v.as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap().to_string()).collect::<Vec<_>>())
+    });
+    assert_eq!(titles, ["with a picture", "first post"]);
+    let (_, v) = json("GET", &format!("/api/posts/{second}"), &[]);
+    assert_eq!(v["image_url"].as_str(), Some(image_url.as_str()));
+    assert!(later.is_empty(), "{}", later.join("\n"));
+}
