@@ -43,9 +43,9 @@ mkdir -p "$W/www/static"
 head -c 4096 /dev/urandom | base64 -w 76 | head -c 4096 >"$W/www/static/4k.txt"
 chmod -R a+rX "$W"
 
-BACKEND=18080
-declare -A HTTP=([nginx]=18081 [haproxy]=18082 [edge]=18083)
-declare -A HTTPS=([nginx]=18441 [haproxy]=18442 [edge]=18443)
+BACKEND=19800
+declare -A HTTP=([nginx]=19801 [haproxy]=19802 [edge]=19803)
+declare -A HTTPS=([nginx]=19841 [haproxy]=19842 [edge]=19843)
 declare -A PID
 
 cat >"$W/backend.conf" <<EOF

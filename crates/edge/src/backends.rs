@@ -36,6 +36,13 @@ pub struct Backend {
 #[derive(Debug)]
 pub struct InflightGuard(Arc<Backend>);
 
+impl InflightGuard {
+    /// The backend this request runs on.
+    pub(crate) fn backend(&self) -> &Arc<Backend> {
+        &self.0
+    }
+}
+
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.0.inflight.fetch_sub(1, Ordering::AcqRel);
@@ -75,12 +82,17 @@ impl Backend {
 
     /// An idle pooled connection, or a new one. `bool` tells whether it was reused.
     pub(crate) async fn checkout(&self) -> std::io::Result<(SendRequest<ReqBody>, bool)> {
-        {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            while let Some(s) = idle.pop() {
-                if s.is_ready() {
-                    return Ok((s, true));
-                }
+        loop {
+            let Some(mut s) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() else { break };
+            if s.is_ready() {
+                return Ok((s, true));
+            }
+            // Checked in right after its response body ended: the connection task may not have seen the end
+            // yet. A closed one fails at once.
+            if !s.is_closed()
+                && let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(20), s.ready()).await
+            {
+                return Ok((s, true));
             }
         }
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
@@ -97,17 +109,15 @@ impl Backend {
         Ok((sender, false))
     }
 
-    /// Returns a connection to the pool once its current response is finished.
-    pub(crate) fn checkin(self: &Arc<Self>, mut sender: SendRequest<ReqBody>) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok() && !me.draining.load(Ordering::Acquire) {
-                let mut idle = me.idle.lock().unwrap_or_else(|e| e.into_inner());
-                if idle.len() < MAX_IDLE_PER_BACKEND {
-                    idle.push(sender);
-                }
-            }
-        });
+    /// Returns a connection to the pool once its response body was read to the end.
+    pub(crate) fn checkin(&self, sender: SendRequest<ReqBody>) {
+        if sender.is_closed() || self.draining.load(Ordering::Acquire) {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_PER_BACKEND {
+            idle.push(sender);
+        }
     }
 
     fn drain(&self) {

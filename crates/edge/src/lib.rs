@@ -754,7 +754,7 @@ async fn handle(
     let table = shared.table.load_full();
     let rid = request_id(&shared, &req);
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = if table.access_log { req.uri().path().to_owned() } else { String::new() };
     let version = req.version();
     let host = request_host(&req);
     let tls = sni.is_some();

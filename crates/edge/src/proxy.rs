@@ -10,6 +10,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::{Body, Incoming};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use crate::backends::{BackendSet, InflightGuard};
@@ -89,10 +90,23 @@ fn is_idempotent(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 
-/// Wraps the backend's response body so the backend's in-flight count lasts until the body is done.
-struct Guarded<B> {
+/// Wraps the backend's response body so the backend's in-flight count lasts until the body is done; the
+/// upstream connection goes back to the pool once the body has been read to its end (not if it was cut short).
+struct Guarded<B: Body> {
     inner: B,
-    _guard: InflightGuard,
+    guard: InflightGuard,
+    sender: Option<SendRequest<ReqBody>>,
+    done: bool,
+}
+
+impl<B: Body> Drop for Guarded<B> {
+    fn drop(&mut self) {
+        if let Some(s) = self.sender.take()
+            && (self.done || self.inner.is_end_stream())
+        {
+            self.guard.backend().checkin(s);
+        }
+    }
 }
 
 impl<B: Body<Data = Bytes> + Unpin> Body for Guarded<B>
@@ -105,7 +119,13 @@ where
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+        let r = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &r {
+            std::task::Poll::Ready(None) => self.done = true,
+            std::task::Poll::Ready(Some(Err(_))) => self.sender = None,
+            _ => {}
+        }
+        r.map_err(Into::into)
     }
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
@@ -243,10 +263,9 @@ pub async fn forward(
                     }
                     return Response::from_parts(p, crate::empty());
                 }
-                backend.checkin(sender);
                 let (mut p, body) = resp.into_parts();
                 strip_hop_by_hop(&mut p.headers);
-                let body = Guarded { inner: body, _guard: guard }.boxed_unsync();
+                let body = Guarded { inner: body, guard, sender: Some(sender), done: false }.boxed_unsync();
                 return Response::from_parts(p, body);
             }
             Ok(Err(mut e)) => {
