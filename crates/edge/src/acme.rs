@@ -533,6 +533,18 @@ impl Inner {
                     continue;
                 }
                 match self.refresh(&mut account, domain).await {
+                    Ok(true) if self.current(domain).is_some_and(|c| SystemTime::now() >= c.renew_at) => {
+                        // A certificate due as soon as it is issued (`renew_before_ms` longer than the CA's
+                        // lifetime): back off as after a failure instead of ordering at every check.
+                        let delay = backoff.get(domain).map(|(d, _)| *d * 2).unwrap_or(self.set.retry_min);
+                        let delay = delay.min(Duration::from_secs(24 * 3600));
+                        let wait = jitter(delay, 0.1);
+                        backoff.insert(domain.clone(), (delay, Instant::now() + wait));
+                        next = next.min(wait);
+                        self.event(serde_json::json!({"event": "acme_due_at_once", "domain": domain,
+                            "error": "renew_before_ms is longer than the certificate's lifetime",
+                            "retry_in_ms": wait.as_millis() as u64}));
+                    }
                     Ok(true) => {
                         backoff.remove(domain);
                         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).remove(domain);

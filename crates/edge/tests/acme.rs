@@ -666,3 +666,25 @@ async fn replicas(slot: u16, b_http: u16, peer_port: u16, challenge: &str) {
     a.handle.shutdown();
     b.handle.shutdown();
 }
+
+#[tokio::test]
+async fn renew_before_longer_than_the_lifetime_backs_off_instead_of_ordering_at_every_check() {
+    need_pebble!();
+    let p = ports(9);
+    let pebble = Pebble::start(&p).await;
+    let (store, site) = (tempfile::tempdir().unwrap(), site());
+    let domain = "toolong.h1acme.test";
+    // Ten years: every pebble certificate (5 years) is due as soon as it is issued. Checks every 200 ms.
+    let tls = json!({"renew_before_ms": 315_360_000_000u64, "retry_min_ms": 1500});
+    let e = start_edge(acme_config(&pebble, &p, domain, store.path(), site.path(), tls)).await;
+    issued(&e, &pebble, 1).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // The next orders 1.5 s, then 3 s later: 2 in these 3 s (one per check would be one per order's
+    // duration, ~5).
+    let orders = e.metric(STARTED);
+    assert_eq!(orders, 2, "{orders} orders");
+    let delays: Vec<u64> =
+        e.log_events("acme_due_at_once").iter().map(|v| v["retry_in_ms"].as_u64().unwrap()).collect();
+    assert!(delays.windows(2).all(|w| w[1] as f64 >= w[0] as f64 * 1.6), "{delays:?}");
+    e.handle.shutdown();
+}
