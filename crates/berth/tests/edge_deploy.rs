@@ -362,3 +362,60 @@ fn generated_edge_configs_are_accepted_by_the_edge() {
         }
     }
 }
+
+fn curl(args: &[&str]) -> (bool, String) {
+    let o = Command::new("curl").args(["-sS", "--max-time", "10", "-D", "-"]).args(args).output().expect("curl");
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+#[test]
+fn localhost_domain_gets_https_from_the_local_ca_and_http_redirects() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    images::ensure();
+    const STACK: &str = "h2a-tls";
+    let _guard = Cleanup(STACK);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "services:
+  web:
+    image: {}
+    deploy: {{endpoint_mode: dnsrr}}
+    x-berth: {{routes: [/], port: 8080, health: /health}}
+x-berth:
+  domain: app.localhost
+  edge: {{http_port: 18280, https_port: 18443}}
+",
+        images::V1
+    );
+    std::fs::write(dir.path().join("compose.yaml"), text).unwrap();
+    let o = deploy(dir.path(), STACK);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{e}");
+    assert!(e.contains("edge: https://app.localhost:18443/"), "{e}");
+
+    // The CA lives in the edge's data volume (kept across edge restarts).
+    let (_, mountpoint) = docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &format!("{STACK}_edge-data")]);
+    let ca = Path::new(mountpoint.trim()).join("ca/ca.pem");
+    let resolve = "app.localhost:18443:127.0.0.1";
+    let url = "https://app.localhost:18443/";
+    let start = Instant::now();
+    let mut last = (false, String::new());
+    while start.elapsed() < Duration::from_secs(60) {
+        last = if ca.exists() {
+            curl(&["--cacert", ca.to_str().unwrap(), "--resolve", resolve, url])
+        } else {
+            (false, format!("{} not there yet", ca.display()))
+        };
+        if last.0 && last.1.contains("hello from v1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(last.0 && last.1.contains("hello from v1"), "HTTPS through the local CA: {}", last.1);
+    assert!(last.1.to_ascii_lowercase().contains("strict-transport-security: max-age=31536000"), "{}", last.1);
+
+    let (ok, out) = curl(&["--resolve", "app.localhost:18280:127.0.0.1", "http://app.localhost:18280/x?y=1"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("HTTP/1.1 308"), "{out}");
+    assert!(out.to_ascii_lowercase().contains("location: https://app.localhost:18443/x?y=1"), "{out}");
+}
