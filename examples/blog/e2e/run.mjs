@@ -248,6 +248,8 @@ async function main() {
     await page.getByLabel('Password').fill(opts.password)
     await page.getByRole('button', { name: 'Log in' }).click()
     await page.getByTestId('whoami').filter({ hasText: opts.user }).waitFor()
+    const token = await page.evaluate(() => localStorage.getItem('blog.token'))
+    check(typeof token === 'string' && token.length >= 20, 'no API token in localStorage after the login')
     await page.reload()
     await page.getByTestId('whoami').filter({ hasText: opts.user }).waitFor()
     step('log in')
@@ -310,6 +312,16 @@ async function main() {
     check(gone && gone.status() === 200, `GET /posts/987654321 answered ${gone && gone.status()}`)
     await page.getByTestId('missing').waitFor()
     step('unknown deep link')
+
+    // 7. A token the backend no longer knows (e.g. after a login elsewhere) is dropped on start.
+    await page.evaluate(() => localStorage.setItem('blog.token', 'not-a-valid-token'))
+    await page.goto(base + '/', { waitUntil: 'load' })
+    await page.getByTestId('nav-login').waitFor()
+    check(
+      (await page.evaluate(() => localStorage.getItem('blog.token'))) === null,
+      'a rejected token stayed in localStorage',
+    )
+    step('stale token dropped')
 
     check(problems.length === 0, problems.join('; '))
     console.error(`screenshot: ${shot}`)

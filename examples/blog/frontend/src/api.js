@@ -69,6 +69,7 @@ export async function login(username, password) {
 }
 
 export const health = () => request('GET', '/api/health')
+export const me = () => request('GET', '/api/me', { auth: true })
 export const listPosts = () => request('GET', '/api/posts')
 export const getPost = (id) => request('GET', `/api/posts/${encodeURIComponent(id)}`)
 export const stats = () => request('GET', '/api/stats')
