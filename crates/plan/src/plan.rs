@@ -483,8 +483,20 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Plan 
                 || Action::RemoveNetwork { name: name.clone(), id: n.id.clone().unwrap_or_default() },
             );
         }
+        // Volumes are not in `desired.volumes` (each node creates a mount's volume): one that a
+        // desired service mounts is still in the file.
+        let mounted: BTreeSet<&str> = desired
+            .services
+            .values()
+            .filter_map(|s| s.task_template.as_ref()?.container_spec.as_ref()?.mounts.as_ref())
+            .flatten()
+            .filter_map(|m| m.source.as_deref())
+            .collect();
         for (name, v) in &observed.volumes {
-            if desired.volumes.contains_key(name) || owner_of(Some(&v.labels), stack) == Owner::Foreign {
+            if desired.volumes.contains_key(name)
+                || mounted.contains(name.as_str())
+                || owner_of(Some(&v.labels), stack) == Owner::Foreign
+            {
                 continue;
             }
             if let Some(users) = used.volumes.get(name) {

@@ -143,3 +143,22 @@ fn plan_of_a_new_stack_with_an_edge() {
     let p = plan(&d, &Observed::default(), &PlanOptions::default());
     insta::assert_snapshot!(render_text(&p));
 }
+
+#[test]
+fn volumes_mounted_by_desired_services_give_no_still_used_note() {
+    // Regression: every deploy of a stack with an edge noted "volume blog_edge-run is no longer in the
+    // file but is still used by blog_edge, blog_edge-listen" (volumes are never in `desired.volumes`).
+    let d = with_edge(&blog(), true);
+    let labels = json!({"com.docker.stack.namespace": "blog", "io.berth.stack": "blog"});
+    let volume = |name: &str| json!({"Name": name, "Driver": "local", "Mountpoint": "/x", "Labels": labels, "Scope": "local", "Options": {}});
+    let observed: Observed = serde_json::from_value(json!({"volumes": {
+        "blog_edge-run": volume("blog_edge-run"),
+        "blog_assets": volume("blog_assets"),
+        "blog_old": volume("blog_old"),
+    }}))
+    .unwrap();
+    let p = plan(&d, &observed, &PlanOptions::default());
+    let notes: Vec<&String> = p.notes.iter().filter(|n| n.contains("volume")).collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("blog_old is no longer used"), "{notes:?}");
+}
