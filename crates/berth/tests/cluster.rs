@@ -80,8 +80,13 @@ fn compose(dir: &Path, image: &str) {
     deploy:
       replicas: 4
       update_config: {{delay: 0s, monitor: 1s}}
+    x-berth:
+      routes: [/]
+      port: 8080
+      health: /health
 x-berth:
   name: labapp
+  edge: {{http_port: 8081, https_port: 0}}
   targets:
     lab:
       ssh: [{hosts}]
@@ -173,6 +178,12 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
     table.push(("deploy (4 replicas over 5 nodes)".into(), format!("{:.1} s", start.elapsed().as_secs_f64())));
     assert_eq!(running_web(dir), Some((4, 4)));
 
+    // The edge answers on every manager and reaches tasks on every node.
+    for i in 1..=3 {
+        let (code, body) = get(&ip(i));
+        assert_eq!((code, body.as_str()), (200, "hello from v1"), "edge on {}", ip(i));
+    }
+
     // Drain and remove a worker.
     let start = Instant::now();
     let r = berth(dir, &["-t", "lab", "node", "drain", &ip(5)]);
@@ -189,6 +200,7 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
 
     // A worker crashes: Swarm marks it down, its tasks come back elsewhere, tidy removes it.
     let has_tasks = nodes(dir).iter().any(|n| n["host"] == ip(4) && n["tasks"].as_u64() > Some(0));
+    let load = Load::start(&ip(1));
     let start = Instant::now();
     lab.kill(4);
     let down = wait_for("crashed worker marked down", Duration::from_secs(60), || {
@@ -201,6 +213,8 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
         format!("worker crash: 4/4 running again after{}", if has_tasks { "" } else { " (it had no task)" }),
         format!("{:.1} s", back.as_secs_f64()),
     ));
+    let (ok, failed) = load.stop();
+    table.push(("worker crash: requests through the edge ok / failed".into(), format!("{ok} / {failed}")));
     let r = berth(dir, &["-t", "lab", "node", "tidy"]);
     assert_eq!(r.code, 0, "tidy: {}", r.stderr);
     assert!(r.stderr.contains("removed blab-n4"), "{}", r.stderr);
@@ -230,6 +244,55 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
         eprintln!("| {k} | {v} |");
     }
     drop(lab);
+}
+
+/// One plain HTTP/1.1 GET to the edge on `host:8081` (Host: localhost): status and body.
+fn get(host: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) =
+        std::net::TcpStream::connect_timeout(&format!("{host}:8081").parse().unwrap(), Duration::from_secs(2))
+    else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
+        return (0, String::new());
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else { return (0, String::new()) };
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, body.to_string())
+}
+
+/// Requests in a loop from a thread, each body checked.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<(u64, u64)>,
+}
+
+impl Load {
+    fn start(host: &str) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let host = host.to_string();
+        let handle = std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0, 0);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match get(&host) {
+                    (200, b) if b.starts_with("hello from v") => ok += 1,
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        });
+        Load { stop, handle }
+    }
+    fn stop(self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
 }
 
 unsafe extern "C" {

@@ -572,6 +572,60 @@ pub async fn manager_of(t: &SshTarget) -> Result<Engine, EngineError> {
     Err(last.unwrap_or_else(|| EngineError::Refused { message: "the target names no manager".into(), hint: None }))
 }
 
+impl Engine {
+    /// Copies `image` from this engine to `to` (`docker save | docker load`, streamed), unless
+    /// `to` has the same image ID already. Returns whether it copied.
+    pub async fn copy_image(&self, to: &Engine, image: &str) -> Result<bool, EngineError> {
+        let here = self.docker().inspect_image(image).await.map_err(api("inspect image"))?;
+        if let Ok(there) = to.docker().inspect_image(image).await
+            && there.id == here.id
+        {
+            return Ok(false);
+        }
+        use futures_util::StreamExt;
+        let tar = self.docker().export_image(image);
+        let mut load = to.docker().import_image_stream(
+            bollard::query_parameters::ImportImageOptions { quiet: true, ..Default::default() },
+            tar,
+            None,
+        );
+        while let Some(item) = load.next().await {
+            item.map_err(api("load image"))?;
+        }
+        Ok(true)
+    }
+}
+
+/// Copies images this engine has (built by berth, not in a registry) to every other host of the
+/// target, so a task can start on any node. Hosts that cannot be reached are skipped (a node that
+/// is down gets the images on the next deploy); returns what was copied where.
+pub async fn distribute_images(
+    from: &Engine,
+    target: &SshTarget,
+    images: &[String],
+    on: &mut (dyn FnMut(&str) + Send),
+) -> Result<Vec<String>, EngineError> {
+    let mut copied = Vec::new();
+    let me = from.address().to_string();
+    for host in &target.hosts {
+        let socket = target.socket_on(host);
+        if me == format!("ssh://{host}{socket}") {
+            continue;
+        }
+        let Ok(to) = Engine::connect_ssh(host, &socket, &target.options).await else {
+            on(&format!("images: {host} is not reachable, skipped"));
+            continue;
+        };
+        for image in images {
+            if from.copy_image(&to, image).await? {
+                on(&format!("images: copied {image} to {host}"));
+                copied.push(format!("{image} → {host}"));
+            }
+        }
+    }
+    Ok(copied)
+}
+
 /// `node rm` of a host that is still reachable: it leaves the swarm itself after the managers
 /// demoted and drained it (so Swarm can remove it without force).
 pub async fn leave_from_host(plan: &ClusterPlan, host: &HostAddr) -> Result<(), EngineError> {

@@ -65,6 +65,8 @@ pub struct SshTarget {
     /// Manager hosts, tried in order: the first that answers is used (so a dead manager or a
     /// leader election costs one connect timeout, not the command).
     pub managers: Vec<berth_ssh::HostAddr>,
+    /// Every host of the target (managers first): where images berth built are copied.
+    pub hosts: Vec<berth_ssh::HostAddr>,
     /// Path of the Docker socket on the hosts; `{host}` is replaced by the host's name/address.
     pub socket: String,
     pub options: berth_ssh::SshOptions,

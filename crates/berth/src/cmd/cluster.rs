@@ -50,7 +50,8 @@ fn options_of(t: &SshSpec) -> SshOptions {
 pub(crate) fn ssh_target(name: &str, t: &SshSpec) -> Result<SshTarget, u8> {
     let hosts = hosts_of(name, t)?;
     Ok(SshTarget {
-        managers: hosts.into_iter().take(t.managers.max(1) as usize).collect(),
+        managers: hosts.iter().take(t.managers.max(1) as usize).cloned().collect(),
+        hosts,
         socket: t.socket.clone().unwrap_or_else(|| "/var/run/docker.sock".into()),
         options: options_of(t),
     })

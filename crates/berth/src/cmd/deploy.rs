@@ -186,6 +186,35 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
             }
         }
     }
+    // On an SSH target, images that exist only on the manager berth talks to (built without a
+    // registry, and the edge's) are copied to the other hosts.
+    if let Target::Ssh(t) = &target {
+        let mut local_images: Vec<String> = Vec::new();
+        if super::build_options(stack, &loaded).registry.is_none() {
+            for (svc, s) in &stack_spec.services {
+                if loaded.stack.services.get(svc).is_some_and(|o| o.build != berth_spec::model::BuildConfig::default())
+                {
+                    local_images.push(s.image.clone());
+                }
+            }
+        }
+        if let Some(edge) = desired.services.get(&berth_plan::edge::proxy_service(&name))
+            && let Some(image) =
+                edge.task_template.as_ref().and_then(|t| t.container_spec.as_ref()).and_then(|c| c.image.clone())
+        {
+            local_images.push(image);
+        }
+        local_images.sort();
+        local_images.dedup();
+        if !local_images.is_empty() {
+            let copied = rt.block_on(berth_engine::cluster::distribute_images(&engine, t, &local_images, &mut |l| {
+                progress.line(l)
+            }));
+            if let Err(e) = copied {
+                return super::engine_fail(e);
+            }
+        }
+    }
     let urls = berth_plan::edge::urls(&loaded.stack);
     let opts = DeployOptions {
         adopt: args.adopt,
