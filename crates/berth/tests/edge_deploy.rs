@@ -332,6 +332,19 @@ fn rolling_update_task_kill_and_failed_release_under_load_fail_zero_requests() {
     assert_eq!(r.failed, 0, "failed requests while the edge was updated: {r:?}");
     assert_eq!(r.v2, r.requests, "{r:?}");
     assert_eq!(get(PORT, "localhost", "/extra/version").unwrap(), (200, "v2".into()), "the new route is live");
+
+    // 5. The listener replaced under load (what a new berth binary does to `<stack>_edge-listen`):
+    // the new one takes the listening sockets over from the old one, start-first.
+    let before = service_tasks(&format!("{STACK}_edge-listen"));
+    let load = Load::start(PORT, dir.path());
+    std::thread::sleep(Duration::from_secs(2));
+    let (ok, out) = docker(&["service", "update", "--force", "--detach=false", &format!("{STACK}_edge-listen")]);
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_secs(3));
+    let r = load.stop_after(20_000);
+    eprintln!("listener replaced: {}", r.line);
+    assert_ne!(before, service_tasks(&format!("{STACK}_edge-listen")), "a new listener task");
+    assert_eq!(r.failed, 0, "failed requests while the listener was replaced: {r:?}");
 }
 
 /// Every shape of generated config (TLS off, local CA, ACME with peers, statics, per-route limits)
