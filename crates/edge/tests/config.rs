@@ -88,6 +88,30 @@ fn unknown_keys_and_bad_json_report_line_and_column() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(parse("{"), Err(ConfigError::Parse { .. })));
+    // ACME keys are checked like the rest.
+    match parse(r#"{"tls": {"mode": "acme", "renew_before": 5}}"#) {
+        Err(ConfigError::Parse { message, .. }) => {
+            assert!(message.contains("unknown field `renew_before`"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(r#"{"tls": {"mode": "acme", "challenges": ["dns-01"]}}"#) {
+        Err(ConfigError::Parse { message, .. }) => assert!(message.contains("dns-01"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn acme_defaults_and_peer_settings() {
+    let cfg = parse(r#"{"tls": {"mode": "acme"}}"#).unwrap();
+    assert_eq!(cfg.tls.directory, berth_edge::config::LETS_ENCRYPT_DIRECTORY);
+    assert_eq!(cfg.tls.store, std::path::PathBuf::from("/var/lib/berth-edge"));
+    assert_eq!(cfg.tls.renew_check_ms, 3_600_000);
+    assert_eq!(cfg.tls.renew_before_ms, None);
+    let bad = parse(r#"{"tls": {"mode": "acme", "peers": {"listen": "x", "service": "s", "token_file": "/t"}}}"#);
+    assert!(matches!(bad, Err(ConfigError::Invalid { key, .. }) if key == "tls.peers.listen"));
+    let bad = parse(r#"{"tls": {"mode": "acme", "peers": {"listen": "0.0.0.0:9181", "service": "s"}}}"#);
+    assert!(matches!(bad, Err(ConfigError::Parse { .. })), "token_file is required");
 }
 
 #[test]
