@@ -25,18 +25,8 @@ fn rt() -> tokio::runtime::Runtime {
 /// Fills the fixture's holes and converts it for `stack`.
 fn stack_desired(dir: &Path, stack: &str, image: &str, env: &str, secret: &str, _unused: &str) -> Desired {
     let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/deploy/app.yaml")).unwrap();
-    let text = fixture.replace("@IMAGE@", image).replace("@ENV@", env);
-    std::fs::write(dir.join("compose.yaml"), text).unwrap();
     std::fs::write(dir.join("token.txt"), secret).unwrap();
-    let opts = LoadOptions {
-        files: vec![dir.join("compose.yaml")],
-        env_files: Vec::new(),
-        environ: Vec::new(),
-        dotenv: false,
-    };
-    let loaded = load(&opts).unwrap_or_else(|f| panic!("fixture does not load: {:?}", f.diagnostics));
-    desired(&loaded.stack, stack, &ConvertOptions { content_addressed: true }, &|p| std::fs::read(p))
-        .unwrap_or_else(|d| panic!("fixture does not convert: {d:?}"))
+    desired_from(dir, stack, &fixture.replace("@IMAGE@", image).replace("@ENV@", env))
 }
 
 /// Converts an inline stack file for `stack` (written to `dir`).
