@@ -72,7 +72,10 @@ fn plan_against_an_empty_swarm_creates_everything_and_hides_the_secret() {
     let tmp = tempfile::tempdir().unwrap();
     let observed = tmp.path().join("observed.json");
     std::fs::write(&observed, "{}").unwrap();
-    let r = berth(&dir, &["plan", "--observed", observed.to_str().unwrap()], &[]);
+    // The edge image's tag is the hash of the executable it is built from: a fixed file here.
+    let edge_binary = dir.join("compose.yaml");
+    let edge = [("BERTH_EDGE_BINARY", edge_binary.to_str().unwrap())];
+    let r = berth(&dir, &["plan", "--observed", observed.to_str().unwrap()], &edge);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stdout.contains("not-a-real-secret-value-0451"), "secret leaked: {}", r.stdout);
     insta::assert_snapshot!(r.stdout);
