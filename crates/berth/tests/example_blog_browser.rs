@@ -3,7 +3,8 @@
 //! `examples/blog/base-images.sh`), then `examples/blog/e2e/run.mjs` drives Debian's Chromium
 //! (headless, playwright-core) through the edge: open the site, log in, write a post with an image,
 //! see it listed and the Celery worker's word count appear, open the post's deep link (the edge's
-//! SPA fallback answers it with the app), and save a screenshot (its path is printed).
+//! SPA fallback answers it with the app), and save a screenshot (its path is printed). Then the
+//! tutorial's `berth run backend -- ... createsuperuser --noinput` makes a user who can log in.
 //!
 //! Stack `h4blog`; the edge publishes 21081 (HTTP, redirects) and 21443 (HTTPS with the edge's
 //! local development CA, which the browser is told to accept). Runs on a copy of `examples/blog`
@@ -97,19 +98,22 @@ fn blog_in_chromium_login_post_celery_result_and_deep_link_through_the_edge() {
     let compose = std::fs::read_to_string(dir.join("compose.yaml")).unwrap();
     std::fs::write(dir.join("compose.yaml"), with_test_ports(&compose)).unwrap();
 
+    let berth = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.current_dir(&dir)
+            .args(["-s", STACK])
+            .args(args)
+            .env("BLOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("BLOG_DOMAIN", "blog.localhost")
+            .env("BLOG_HTTP_PORT", HTTP_PORT.to_string())
+            .env("BLOG_HTTPS_PORT", HTTPS_PORT.to_string());
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.output().expect("cannot run berth")
+    };
     let t = Instant::now();
-    let mut deploy = Command::new(env!("CARGO_BIN_EXE_berth"));
-    deploy
-        .current_dir(&dir)
-        .args(["-s", STACK, "deploy", "--plain", "--timeout", "400"])
-        .env("BLOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("BLOG_DOMAIN", "blog.localhost")
-        .env("BLOG_HTTP_PORT", HTTP_PORT.to_string())
-        .env("BLOG_HTTPS_PORT", HTTPS_PORT.to_string());
-    for (k, v) in &env {
-        deploy.env(k, v);
-    }
-    let o = deploy.output().expect("cannot run berth");
+    let o = berth(&["deploy", "--plain", "--timeout", "400"]);
     let log = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "berth deploy failed:\n{log}{}", String::from_utf8_lossy(&o.stdout));
     eprintln!("deploy: {:.1} s", t.elapsed().as_secs_f64());
@@ -176,4 +180,30 @@ fn blog_in_chromium_login_post_celery_result_and_deep_link_through_the_edge() {
     let png = std::fs::read(&shot).expect("no screenshot");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000, "the screenshot is not a real PNG");
     eprintln!("browser test: {:.1} s; screenshot: {}", t.elapsed().as_secs_f64(), shot.display());
+
+    // The tutorial's superuser command (docs/tutorial-django.md, section 6): `berth run` with the
+    // image deploy built (regression: it ran the file's bare `image:`, blog/backend:latest, which
+    // does not exist), the password read from the Swarm secret inside the task, never in argv.
+    let o = berth(&[
+        "run",
+        "backend",
+        "--",
+        "sh",
+        "-c",
+        "DJANGO_SUPERUSER_USERNAME=editor DJANGO_SUPERUSER_EMAIL=editor@example.com \
+         DJANGO_SUPERUSER_PASSWORD=\"$(cat /run/secrets/admin_password)\" exec python3 manage.py createsuperuser --noinput",
+    ]);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "berth run backend -- ... createsuperuser failed:\n{err}{out}");
+    assert!(out.contains("Superuser created successfully."), "{out}");
+    let login = format!(r#"{{"username":"editor","password":"{ADMIN_PASSWORD}"}}"#);
+    let c = Command::new("curl")
+        .args(["-sk", "--max-time", "10", "--resolve", &resolve, "-H", "Content-Type: application/json", "-d"])
+        .arg(&login)
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("{origin}/api/login"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&c.stdout);
+    assert!(text.ends_with("\n200") && text.contains(r#""username": "editor""#), "login as the new superuser: {text}");
 }

@@ -267,7 +267,25 @@ pub fn run(stack: &StackArgs, service: &str, command: &[String]) -> u8 {
         Err(c) => return c,
     };
     let name = super::stack_name(stack, &loaded);
-    let desired = match super::desired(&loaded, &loaded.stack, &name) {
+    // A service with `build:` runs the image `berth deploy` built (its content tag), like `plan` shows,
+    // not the file's bare `image:` (which does not exist: `blog/backend:latest`).
+    let mut stack_spec = loaded.stack.clone();
+    if stack_spec.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
+        match berth_engine::planned_images(&name, &stack_spec, &super::build_options(stack, &loaded)) {
+            Ok(images) => {
+                for (svc, image) in images {
+                    if let Some(s) = stack_spec.services.get_mut(&svc) {
+                        s.image = image;
+                    }
+                }
+            }
+            Err(e) => {
+                let hint = e.hint();
+                return super::fail(exit::INVALID, e, hint);
+            }
+        }
+    }
+    let desired = match super::desired(&loaded, &stack_spec, &name) {
         Ok(d) => d,
         Err(code) => return code,
     };
