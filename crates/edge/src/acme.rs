@@ -415,8 +415,9 @@ impl Inner {
         res
     }
 
-    /// Takes the store's order lock for `domain` (a file created exclusively; one older than 10 minutes is a
-    /// crashed holder's and is taken over). `None`: another edge is ordering.
+    /// Takes the store's order lock for `domain`: a file created exclusively, touched every few seconds while
+    /// the order runs; one untouched for [`LOCK_STALE`] is a crashed holder's and is taken over (PIDs mean
+    /// nothing across containers). `None`: another edge is ordering.
     fn try_lock(&self, domain: &str) -> Option<LockFile> {
         let path = self.set.lock_path(domain);
         let open = || std::fs::OpenOptions::new().write(true).create_new(true).open(&path);
@@ -427,7 +428,7 @@ impl Inner {
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > Duration::from_secs(600));
+                    .is_some_and(|age| age > LOCK_STALE);
                 if !stale || std::fs::remove_file(&path).is_err() {
                     return None;
                 }
@@ -435,7 +436,18 @@ impl Inner {
             }
         };
         let _ = write!(f, "{}", std::process::id());
-        Some(LockFile(path))
+        let touch = path.clone();
+        let heartbeat = tokio::runtime::Handle::try_current().ok().map(|h| {
+            h.spawn(async move {
+                loop {
+                    tokio::time::sleep(LOCK_STALE / 6).await;
+                    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&touch) {
+                        let _ = f.set_modified(SystemTime::now());
+                    }
+                }
+            })
+        });
+        Some(LockFile(path, heartbeat))
     }
 
     /// Installs the store's certificate for `domain` when it is newer than the one in use; `true` when the
@@ -658,10 +670,16 @@ impl instant_acme::HttpClient for HttpClient {
 }
 
 /// An order lock in the store; removed when dropped (also when the task is aborted mid-order).
-struct LockFile(PathBuf);
+struct LockFile(PathBuf, Option<tokio::task::JoinHandle<()>>);
+
+/// An order lock whose holder stopped touching it for this long is taken over.
+const LOCK_STALE: Duration = Duration::from_secs(30);
 
 impl Drop for LockFile {
     fn drop(&mut self) {
+        if let Some(h) = self.1.take() {
+            h.abort();
+        }
         let _ = std::fs::remove_file(&self.0);
     }
 }

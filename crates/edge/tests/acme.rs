@@ -688,3 +688,31 @@ async fn renew_before_longer_than_the_lifetime_backs_off_instead_of_ordering_at_
     assert!(delays.windows(2).all(|w| w[1] as f64 >= w[0] as f64 * 1.6), "{delays:?}");
     e.handle.shutdown();
 }
+
+#[tokio::test]
+async fn an_order_lock_left_by_a_crashed_edge_is_taken_over_and_a_live_one_is_respected() {
+    need_pebble!();
+    let p = ports(10);
+    let pebble = Pebble::start(&p).await;
+    let (store, site) = (tempfile::tempdir().unwrap(), site());
+    let domain = "lock.h1acme.test";
+    let dir: String = pebble
+        .directory
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .collect();
+    let lock = store.path().join(dir).join(format!("{domain}.lock"));
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    // A live holder (just touched): this edge waits.
+    std::fs::write(&lock, "1").unwrap();
+    let e = start_edge(acme_config(&pebble, &p, domain, store.path(), site.path(), json!({}))).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(e.metric(STARTED), 0, "ordered while another edge holds the lock");
+    // The holder crashed: its lock is no longer touched and goes stale after 30 s; here it is backdated.
+    let f = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
+    drop(f);
+    issued(&e, &pebble, 1).await;
+    assert!(!lock.exists(), "the lock is removed after the order");
+    e.handle.shutdown();
+}
