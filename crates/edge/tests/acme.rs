@@ -329,6 +329,8 @@ async fn http01_certificate_verifies_against_pebbles_root_with_hsts_and_redirect
     let cfg = acme_config(&pebble, &p, domain, store.path(), site.path(), json!({"challenges": ["http-01"]}));
     let e = start_edge(cfg).await;
     issued(&e, &pebble, 1).await;
+    let ts = |ev: &str| e.log_events(ev)[0]["ts_ms"].as_u64().unwrap();
+    eprintln!("HTTP-01 order to certificate against pebble: {} ms", ts("acme_issued") - ts("acme_order"));
     // pebble fetched the token over plain HTTP (the access log has its request).
     let challenge = e.log_events("acme_challenge");
     assert_eq!(challenge.len(), 1);
