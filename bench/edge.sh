@@ -6,6 +6,7 @@
 #
 #   bench/edge.sh            # DUR=8 seconds per wrk run
 #   DUR=15 bench/edge.sh
+#   NO_BUILD=1 bench/edge.sh # skip the cargo build (binaries already in target/release/examples)
 #
 # Needs root for apt-get when nginx/haproxy/wrk are missing. Only loopback addresses are used.
 set -euo pipefail
@@ -30,8 +31,10 @@ if ((${#need[@]})); then
 fi
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-echo "building edge (release)..." >&2
-cargo build -q --release -p berth-edge --example edge-serve --example tls-handshakes
+if [[ -z ${NO_BUILD:-} ]]; then # NO_BUILD=1: use the binaries already in target/release/examples
+    echo "building edge (release)..." >&2
+    cargo build -q --release -p berth-edge --example edge-serve --example tls-handshakes
+fi
 EDGE=target/release/examples/edge-serve
 HS=target/release/examples/tls-handshakes
 

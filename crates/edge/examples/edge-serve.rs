@@ -1,5 +1,6 @@
 //! Runs the edge from a config file until Ctrl-C: `cargo run -p berth-edge --example edge-serve -- edge.json`.
-//! Stand-in for `berth edge serve` until the CLI subcommand exists (used by `bench/edge.sh`).
+//! What `berth edge serve CONFIG --backend ...` runs, without the CLI's other dependencies (quick to build for
+//! `bench/edge.sh`).
 //! `EDGE_BACKENDS=svc=127.0.0.1:8080,svc2=...` replaces `tasks.<svc>` DNS with fixed addresses;
 //! `EDGE_THREADS=N` sets the worker threads (default: one per core).
 
