@@ -360,7 +360,9 @@ fn blog_deploys_serves_api_admin_celery_and_survives_releases_rollbacks_and_a_po
     assert!(page.contains("first post") && page.contains("with a picture"), "{page}");
 
     // Release 2 (a new APP_VERSION): release commands run once more; the data is still there.
+    let t = Instant::now();
     let (code, e) = blog.deploy("v2");
+    eprintln!("v2 deploy (release commands + rolling update): {:.1} s", t.elapsed().as_secs_f64());
     assert_eq!(code, Some(0), "second deploy:\n{e}");
     assert!(e.contains("release 2 is live"), "{e}");
     wait_version("v2");
