@@ -169,6 +169,13 @@ pub enum NodeCommand {
         #[arg(long)]
         manager: bool,
     },
+    /// Spread the stack's services over the nodes again (Swarm never moves tasks back to a node that
+    /// returned); `berth deploy` to an SSH target does this too when it finds an imbalance.
+    Rebalance {
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+    },
     /// Remove nodes that are down (and demote down managers first when quorum allows).
     Tidy {
         #[arg(long)]

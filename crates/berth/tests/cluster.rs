@@ -34,9 +34,12 @@ impl Lab {
         assert!(out.status.success(), "lab up: {}", String::from_utf8_lossy(&out.stderr));
         Lab
     }
+    fn run(&self, verb: &str, i: usize) {
+        let ok = Command::new("bash").arg(lab_script()).args([verb, &i.to_string()]).status().unwrap().success();
+        assert!(ok, "lab {verb} {i}");
+    }
     fn kill(&self, i: usize) {
-        let ok = Command::new("bash").arg(lab_script()).args(["kill", &i.to_string()]).status().unwrap().success();
-        assert!(ok, "lab kill {i}");
+        self.run("kill", i)
     }
 }
 
@@ -215,6 +218,49 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
     ));
     let (ok, failed) = load.stop();
     table.push(("worker crash: requests through the edge ok / failed".into(), format!("{ok} / {failed}")));
+
+    // It comes back: Swarm leaves it empty; berth rebalances without failing a request.
+    lab.run("start", 4);
+    wait_for("restarted worker ready", Duration::from_secs(60), || {
+        nodes(dir).iter().any(|n| n["host"] == ip(4) && n["state"] == "ready")
+    });
+    let load = Load::start(&ip(1));
+    let start = Instant::now();
+    let r = berth(dir, &["-t", "lab", "node", "rebalance"]);
+    assert_eq!(r.code, 0, "rebalance: {}", r.stderr);
+    let (ok, failed) = load.stop();
+    assert!(r.stderr.contains("rebalanced: labapp_web"), "{}", r.stderr);
+    assert!(nodes(dir).iter().any(|n| n["host"] == ip(4) && n["tasks"].as_u64() > Some(0)), "{:?}", nodes(dir));
+    table.push(("rebalance after the worker returned".into(), format!("{:.1} s", start.elapsed().as_secs_f64())));
+    table.push(("rebalance: requests through the edge ok / failed".into(), format!("{ok} / {failed}")));
+    assert_eq!(failed, 0, "requests failed during the rebalance");
+    let spread: Vec<String> =
+        nodes(dir).iter().map(|n| format!("{}:{}", n["hostname"].as_str().unwrap_or(""), n["tasks"])).collect();
+    let r = berth(dir, &["-t", "lab", "node", "rebalance"]);
+    assert!(r.code == 0 && r.stderr.contains("is balanced"), "{} (tasks per node: {spread:?})", r.stderr);
+
+    // A manager is cut off the network and comes back: no split brain, the stack converges.
+    let start = Instant::now();
+    lab.run("cut", 2);
+    let cut_down = wait_for("partitioned manager seen down", Duration::from_secs(60), || {
+        nodes(dir).iter().any(|n| n["host"] == ip(2) && n["state"] == "down")
+    });
+    lab.run("heal", 2);
+    let healed = wait_for("healed manager ready, one leader", Duration::from_secs(90), || {
+        let n = nodes(dir);
+        n.iter().any(|n| n["host"] == ip(2) && n["state"] == "ready" && n["manager"] == "reachable")
+            && n.iter().filter(|n| n["manager"] == "leader").count() == 1
+    });
+    table.push(("partition of a manager: seen down after".into(), format!("{:.1} s", cut_down.as_secs_f64())));
+    table.push(("partition healed: back, one leader after".into(), format!("{:.1} s", healed.as_secs_f64())));
+    let _ = start;
+    wait_for("stack converged after the partition", Duration::from_secs(90), || running_web(dir) == Some((4, 4)));
+
+    // The worker crashes again and stays down: tidy removes it.
+    lab.kill(4);
+    wait_for("crashed worker marked down again", Duration::from_secs(60), || {
+        nodes(dir).iter().any(|n| n["host"] == ip(4) && n["state"] == "down")
+    });
     let r = berth(dir, &["-t", "lab", "node", "tidy"]);
     assert_eq!(r.code, 0, "tidy: {}", r.stderr);
     assert!(r.stderr.contains("removed blab-n4"), "{}", r.stderr);

@@ -596,6 +596,105 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Spreads the stack's replicated services again: Swarm never moves a task back to a node
+    /// that returned (or joined), so after a node loss the survivors carry everything. A
+    /// replicated service without placement constraints is rebalanced when some active ready node
+    /// runs none of its tasks while another runs two or more. It is scaled up by the number of
+    /// empty nodes (the scheduler places the new tasks there) and back down (Swarm removes tasks
+    /// from the nodes that run the most of them), waiting for convergence each time; the spec
+    /// ends as it was, and the edge retries requests of the tasks that stop on another task.
+    /// Returns the services it rebalanced.
+    pub async fn rebalance(
+        &self,
+        stack: &str,
+        timeout: Duration,
+        on: &mut (dyn FnMut(crate::Event) + Send),
+    ) -> Result<Vec<String>, EngineError> {
+        let nodes: Vec<String> = self
+            .cluster_nodes()
+            .await?
+            .into_iter()
+            .filter(|n| n.state == "ready" && n.availability == "active")
+            .map(|n| n.id)
+            .collect();
+        if nodes.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let tasks = self.running_tasks().await?;
+        let mut todo = Vec::new();
+        for svc in self.stack_services(stack).await? {
+            let Some(spec) = svc.spec.clone() else { continue };
+            let Some(replicas) = spec.mode.as_ref().and_then(|m| m.replicated.as_ref()).and_then(|r| r.replicas) else {
+                continue;
+            };
+            let constrained = spec
+                .task_template
+                .as_ref()
+                .and_then(|t| t.placement.as_ref())
+                .and_then(|p| p.constraints.as_ref())
+                .is_some_and(|c| !c.is_empty());
+            if constrained || replicas < 2 {
+                continue;
+            }
+            let id = svc.id.clone().unwrap_or_default();
+            let mut per_node: HashMap<&str, usize> = nodes.iter().map(|n| (n.as_str(), 0)).collect();
+            for t in tasks.iter().filter(|t| t.service_id.as_deref() == Some(id.as_str())) {
+                if let Some(c) = t.node_id.as_deref().and_then(|n| per_node.get_mut(n)) {
+                    *c += 1;
+                }
+            }
+            let (min, max) = (per_node.values().min().copied(), per_node.values().max().copied());
+            if min == Some(0) && max.is_some_and(|m| m >= 2) {
+                let empty = per_node.values().filter(|c| **c == 0).count();
+                todo.push((id, spec, svc.version.and_then(|v| v.index).unwrap_or_default(), empty));
+            }
+        }
+        let mut names = Vec::new();
+        for (id, spec, _version, empty) in todo {
+            let name = spec.name.clone().unwrap_or_default();
+            let replicas = spec.mode.as_ref().and_then(|m| m.replicated.as_ref()).and_then(|r| r.replicas).unwrap_or(1);
+            on(crate::Event::Message(format!(
+                "rebalance {name}: {empty} node(s) without a task; scaling {replicas} → {} → {replicas}",
+                replicas + empty as i64
+            )));
+            // Up: the scheduler puts the new tasks on the emptiest nodes. Down: Swarm removes
+            // tasks from the nodes that run the most of them. The spec ends as it was.
+            for (n, wait) in [(replicas + empty as i64, true), (replicas, true)] {
+                let svc = self.docker().inspect_service(&id, None).await.map_err(api("inspect service"))?;
+                let mut spec = svc.spec.clone().unwrap_or_default();
+                if let Some(r) = spec.mode.as_mut().and_then(|m| m.replicated.as_mut()) {
+                    r.replicas = Some(n);
+                }
+                let version = svc.version.and_then(|v| v.index).unwrap_or_default();
+                self.docker()
+                    .update_service(
+                        &id,
+                        spec,
+                        bollard::query_parameters::UpdateServiceOptions {
+                            version: version as i32,
+                            ..Default::default()
+                        },
+                        None,
+                    )
+                    .await
+                    .map_err(api("update service"))?;
+                if wait {
+                    let since = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as i128)
+                        .unwrap_or(0);
+                    self.wait_converged(stack, std::slice::from_ref(&name), since, timeout, on)
+                        .await
+                        .map_err(|f| EngineError::Refused { message: f.to_string(), hint: f.hint() })?;
+                }
+            }
+            names.push(name);
+        }
+        Ok(names)
+    }
+}
+
 /// Copies images this engine has (built by berth, not in a registry) to every other host of the
 /// target, so a task can start on any node. Hosts that cannot be reached are skipped (a node that
 /// is down gets the images on the next deploy); returns what was copied where.

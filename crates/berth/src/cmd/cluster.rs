@@ -287,6 +287,24 @@ pub fn node(stack: &StackArgs, cmd: NodeCommand) -> u8 {
                 print_nodes(&r.nodes);
                 Ok(exit::OK)
             }
+            NodeCommand::Rebalance { timeout } => {
+                let loaded = super::load(stack)
+                    .map_err(|_| EngineError::Refused { message: "cannot read the stack files".into(), hint: None })?;
+                let stack_name = super::stack_name(stack, &loaded);
+                let moved = engine
+                    .rebalance(&stack_name, Duration::from_secs(timeout), &mut |e| {
+                        if let berth_engine::Event::Message(m) = e {
+                            let _ = writeln!(std::io::stderr(), "{m}");
+                        }
+                    })
+                    .await?;
+                if moved.is_empty() {
+                    let _ = writeln!(std::io::stderr(), "stack {stack_name} is balanced");
+                } else {
+                    let _ = writeln!(std::io::stderr(), "rebalanced: {}", moved.join(", "));
+                }
+                Ok(exit::OK)
+            }
             NodeCommand::Tidy { json } => {
                 let removed = engine.tidy().await?;
                 if json {

@@ -226,7 +226,18 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
     };
     rt.block_on(async {
         let result = engine.deploy(desired, opts, &mut |e| progress.event(e)).await;
+        // Several machines: tasks crowded onto the survivors of a node loss are spread again.
+        let mut rebalance_error = None;
+        if result.is_ok()
+            && !target.is_local()
+            && let Err(e) = engine.rebalance(&name, Duration::from_secs(args.timeout), &mut |e| progress.event(e)).await
+        {
+            rebalance_error = Some(e);
+        }
         progress.finish();
+        if let Some(e) = rebalance_error {
+            let _ = writeln!(std::io::stderr(), "warning: the release is live, but rebalancing failed: {e}");
+        }
         match result {
             Ok(r) if r.up_to_date => {
                 print_notes(&r);

@@ -8,6 +8,8 @@
 #   lab.sh down        stop everything and remove all state
 #   lab.sh kill I      SIGKILL host I's dockerd, containerd and containers (a crashed machine)
 #   lab.sh start I     start host I's dockerd again (the machine comes back)
+#   lab.sh cut I       cut host I off the network (its link goes down; processes keep running)
+#   lab.sh heal I      put host I back on the network
 #
 # Each dockerd listens on /run/berth-lab/<ip>/docker.sock (the targets' `socket:` is
 # /run/berth-lab/{host}/docker.sock): the hosts share this machine's mount namespace, so every
@@ -169,8 +171,16 @@ start)
   start_dockerd "$i"
   wait_dockerd "$i"
   ;;
+cut)
+  i=${2:?usage: lab.sh cut I}
+  ip -n "blab-n$i" link set eth0 down
+  ;;
+heal)
+  i=${2:?usage: lab.sh heal I}
+  ip -n "blab-n$i" link set eth0 up
+  ;;
 *)
-  echo "usage: lab.sh up N | down | kill I | start I" >&2
+  echo "usage: lab.sh up N | down | kill I | start I | cut I | heal I" >&2
   exit 2
   ;;
 esac
