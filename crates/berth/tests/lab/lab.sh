@@ -13,7 +13,8 @@
 #
 # Each dockerd listens on /run/berth-lab/<ip>/docker.sock (the targets' `socket:` is
 # /run/berth-lab/{host}/docker.sock): the hosts share this machine's mount namespace, so every
-# node needs its own path. Images given in LAB_IMAGES are copied into every node (docker save|load).
+# node needs its own path. SSH sessions get DOCKER_HOST set to it, so that the docker CLI's
+# `DOCKER_HOST=ssh://` (which runs `docker system dial-stdio` on the host) reaches the same engine. Images given in LAB_IMAGES are copied into every node (docker save|load).
 # Every name starts with "blab"; `down` touches nothing else. Needs root, iproute2, openssh-server.
 set -euo pipefail
 
@@ -71,6 +72,7 @@ UsePAM no
 PrintMotd no
 AllowStreamLocalForwarding yes
 StrictModes no
+SetEnv DOCKER_HOST=unix://$(sock "$i")
 CFG
   setsid nsenter --net="/run/netns/blab-$n" unshare --uts \
     sh -c "hostname blab-$n; exec /usr/sbin/sshd -D -e -f $S/sshd_config.$n" \
