@@ -7,7 +7,7 @@
 //! serving.
 //!
 //! Stack `h3blog`. Everything goes through berth's edge on 127.0.0.1:20080 (HTTP, redirects) and
-//! :20443 (HTTPS, the edge's local certificate), with `Host: blog.localhost`. The test works on a
+//! :20443 (HTTPS, the edge's local certificate), as `localhost` (the site's domain in the test). The test works on a
 //! copy of `examples/blog` in a temporary directory: the edge ports are changed there, and the bad
 //! release adds a migration to that copy.
 
@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 const STACK: &str = "h3blog";
 const HTTP_PORT: u16 = 20080;
 const PORT: u16 = 20443;
-const HOST: &str = "blog.localhost";
+/// The site's domain: `localhost` (BLOG_DOMAIN), which resolves to 127.0.0.1 here without any
+/// change to the system, so that wrk (no --resolve) can connect with the right SNI.
+const HOST: &str = "localhost";
 const ADMIN_PASSWORD: &str = "h3-test-admin-password";
 
 /// A failing migration: the bad release of the test.
@@ -84,7 +86,7 @@ impl Blog {
             .args(args)
             .env("APP_VERSION", app_version)
             .env("BLOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("BLOG_DOMAIN", "blog.localhost");
+            .env("BLOG_DOMAIN", HOST);
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -97,7 +99,7 @@ impl Blog {
     }
 }
 
-/// curl through the edge (HTTPS on 127.0.0.1:PORT as blog.localhost); returns (status, body).
+/// curl through the edge (HTTPS on 127.0.0.1:PORT as HOST); returns (status, body).
 /// `extra` are further curl arguments.
 fn curl(method: &str, path: &str, extra: &[&str]) -> (u16, String) {
     let url = format!("https://{HOST}:{PORT}{path}");
@@ -174,6 +176,62 @@ fn running_container(service: &str) -> Option<String> {
 
 fn db_container() -> Option<String> {
     running_container(&format!("{STACK}_db"))
+}
+
+/// Checks every response of a wrk run: 200 with `"ok": true`, counted per version.
+const WRK_SCRIPT: &str = r#"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0; v1 = 0; v2 = 0 end
+function response(status, headers, body)
+  if status == 200 and body:find('"version": "v1"', 1, true) then v1 = v1 + 1
+  elseif status == 200 and body:find('"version": "v2"', 1, true) then v2 = v2 + 1
+  else
+    bad = bad + 1
+    if bad <= 5 then io.stderr:write(string.format("BAD status=%d body=%q\n", status, body:sub(1, 120))) end
+  end
+end
+function done(summary, latency, requests)
+  local b, a1, a2 = 0, 0, 0
+  for _, t in ipairs(threads) do b = b + t:get("bad"); a1 = a1 + t:get("v1"); a2 = a2 + t:get("v2") end
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d bad=%d v1=%d v2=%d connect=%d read=%d write=%d timeout=%d p99_us=%d\n",
+    summary.requests, b, a1, a2, e.connect, e.read, e.write, e.timeout, latency:percentile(99)))
+end
+"#;
+
+/// wrk against /api/health through the edge (HTTPS) until stopped; returns its RESULT line fields.
+struct Load(std::process::Child);
+
+impl Load {
+    fn start(dir: &Path) -> Load {
+        let script = dir.join("check.lua");
+        std::fs::write(&script, WRK_SCRIPT).unwrap();
+        let child = Command::new("wrk")
+            .args(["-t1", "-c4", "-d600s", "--timeout", "10s", "-s"])
+            .arg(&script)
+            .arg(format!("https://{HOST}:{PORT}/api/health"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("wrk (scripts/host-setup.sh installs it)");
+        Load(child)
+    }
+
+    fn stop(self) -> (String, std::collections::HashMap<String, u64>) {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        let out = self.0.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let line = text.lines().find(|l| l.starts_with("RESULT")).unwrap_or_else(|| panic!("wrk: {text}\n{err}"));
+        let fields = line
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+            .collect();
+        (format!("{line}\n{err}"), fields)
+    }
 }
 
 #[test]
@@ -360,10 +418,21 @@ fn blog_deploys_serves_api_admin_celery_and_survives_releases_rollbacks_and_a_po
     assert!(page.contains("first post") && page.contains("with a picture"), "{page}");
 
     // Release 2 (a new APP_VERSION): release commands run once more; the data is still there.
+    // Under constant load through the edge: not one failed request.
+    let load = Load::start(tmp.path());
+    std::thread::sleep(Duration::from_secs(2));
     let t = Instant::now();
     let (code, e) = blog.deploy("v2");
     eprintln!("v2 deploy (release commands + rolling update): {:.1} s", t.elapsed().as_secs_f64());
     assert_eq!(code, Some(0), "second deploy:\n{e}");
+    wait_version("v2");
+    std::thread::sleep(Duration::from_secs(2));
+    let (line, r) = load.stop();
+    eprintln!("load during the v2 release: {line}");
+    let failed: u64 =
+        ["bad", "connect", "read", "write", "timeout"].iter().map(|k| r.get(*k).copied().unwrap_or(0)).sum();
+    assert_eq!(failed, 0, "failed requests during the v2 release: {line}");
+    assert!(r["v1"] > 0 && r["v2"] > 0, "the load saw both versions: {line}");
     assert!(e.contains("release 2 is live"), "{e}");
     wait_version("v2");
     assert_eq!(stats()["release_runs"], 2, "{}", stats());
@@ -394,7 +463,7 @@ fn blog_deploys_serves_api_admin_celery_and_survives_releases_rollbacks_and_a_po
 
     eprintln!("bad release rejected");
     // berth rollback: back to release 1 (v1), no release commands, the data stays.
-    let o = blog.berth(&["rollback", "--timeout", "300"], "v2");
+    let o = blog.berth(&["rollback", "1", "--timeout", "300"], "v2");
     assert_eq!(o.status.code(), Some(0), "rollback:\n{}", String::from_utf8_lossy(&o.stderr));
     wait_version("v1");
     assert_eq!(stats()["release_runs"], 2, "{}", stats());
