@@ -87,6 +87,11 @@ fn compose(dir: &Path, image: &str) {
       routes: [/]
       port: 8080
       health: /health
+  db:
+    image: berth-test/app:v1
+    volumes: [data:/data]
+volumes:
+  data: {{}}
 x-berth:
   name: labapp
   edge: {{http_port: 8081, https_port: 0}}
@@ -98,7 +103,7 @@ x-berth:
       key: /var/lib/berth-lab/ssh/id_ed25519
       known_hosts: /var/lib/berth-lab/ssh/known_hosts
       socket: /run/berth-lab/{{host}}/docker.sock
-      labels: {{ {db}: {{db: "true"}} }}
+      labels: {{ {db}: {{db: "true", io.berth.volume.labapp_data: "true"}} }}
     stranger:
       ssh: [{first}]
       key: /var/lib/berth-lab/ssh/id_ed25519
@@ -180,6 +185,10 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
     assert_eq!(r.code, 0, "deploy: {}", r.stderr);
     table.push(("deploy (4 replicas over 5 nodes)".into(), format!("{:.1} s", start.elapsed().as_secs_f64())));
     assert_eq!(running_web(dir), Some((4, 4)));
+    // The database's volume is pinned to the labelled node: its task runs there.
+    let ps = berth(dir, &["-t", "lab", "ps", "db", "--json"]);
+    assert_eq!(ps.code, 0, "{}", ps.stderr);
+    assert!(ps.stdout.contains("\"blab-n3\""), "db must run on blab-n3: {}", ps.stdout);
 
     // The edge answers on every manager and reaches tasks on every node.
     for i in 1..=3 {

@@ -695,6 +695,39 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Makes sure exactly one node carries the label that pins `volume` ([`berth_plan::pin`]):
+    /// kept where it is; else the node that runs a task of `service` now (the data is there);
+    /// else the leader. Returns the node's hostname and whether berth labelled it just now.
+    pub async fn pin_volume(&self, service: &str, volume: &str) -> Result<(String, bool), EngineError> {
+        let label = berth_plan::pin::label_for(volume);
+        let nodes = self.cluster_nodes().await?;
+        if let Some(n) = nodes.iter().find(|n| n.labels.get(&label).map(String::as_str) == Some("true")) {
+            return Ok((n.hostname.clone(), false));
+        }
+        let filters = HashMap::from([
+            ("service".to_string(), vec![service.to_string()]),
+            ("desired-state".to_string(), vec!["running".to_string()]),
+        ]);
+        let tasks =
+            self.docker().list_tasks(Some(ListTasksOptions { filters: Some(filters) })).await.unwrap_or_default();
+        let holder = tasks
+            .iter()
+            .filter_map(|t| t.node_id.as_deref())
+            .find_map(|id| nodes.iter().find(|n| n.id == id))
+            .or_else(|| nodes.iter().find(|n| n.manager.as_deref() == Some("leader")))
+            .ok_or_else(|| EngineError::Refused {
+                message: format!("no node to keep volume {volume} on"),
+                hint: Some("`berth node ls`".into()),
+            })?;
+        self.update_node(&holder.id, |s| {
+            s.labels.get_or_insert_with(HashMap::new).insert(label.clone(), "true".into());
+        })
+        .await?;
+        Ok((holder.hostname.clone(), true))
+    }
+}
+
 /// Copies images this engine has (built by berth, not in a registry) to every other host of the
 /// target, so a task can start on any node. Hosts that cannot be reached are skipped (a node that
 /// is down gets the images on the next deploy); returns what was copied where.

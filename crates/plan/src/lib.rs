@@ -10,6 +10,7 @@ pub mod desired;
 pub mod diff;
 pub mod edge;
 pub mod observed;
+pub mod pin;
 pub mod plan;
 pub mod render;
 

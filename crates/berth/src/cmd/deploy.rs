@@ -160,10 +160,37 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
             }
         }
     }
-    let desired = match super::desired(&loaded, &stack_spec, &name) {
+    let desired = match super::desired(&loaded, &stack_spec, &name, !target.is_local()) {
         Ok(d) => d,
         Err(code) => return code,
     };
+    // Services pinned to the node that holds their volume: make sure one node carries each label.
+    if !target.is_local() {
+        let pins: Vec<(String, String)> = desired
+            .services
+            .iter()
+            .filter_map(|(svc, spec)| {
+                let c = spec.task_template.as_ref()?.placement.as_ref()?.constraints.as_ref()?;
+                let label = c.first()?.strip_prefix("node.labels.")?.strip_suffix(" == true")?;
+                let volume = label.strip_prefix("io.berth.volume.")?;
+                Some((svc.clone(), volume.to_string()))
+            })
+            .collect();
+        for (svc, volume) in pins {
+            match rt.block_on(engine.pin_volume(&svc, &volume)) {
+                Ok((node, new)) => {
+                    if new {
+                        progress.line(&format!(
+                            "warning: {svc} keeps its data in volume {volume} on node {node}: it is pinned there \
+                             (label {}); docs/cluster.md says how to move it",
+                            berth_plan::pin::label_for(&volume)
+                        ));
+                    }
+                }
+                Err(e) => return super::engine_fail(e),
+            }
+        }
+    }
     let release_commands: BTreeMap<String, Vec<Vec<String>>> = loaded
         .stack
         .services

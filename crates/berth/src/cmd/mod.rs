@@ -213,7 +213,8 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
             }
         }
     }
-    let desired = match desired(&loaded, &stack_spec, &name) {
+    let multi_node = target(args, &loaded).is_ok_and(|t| !t.is_local());
+    let desired = match desired(&loaded, &stack_spec, &name, multi_node) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -261,8 +262,14 @@ pub(crate) fn build_options(args: &StackArgs, loaded: &Loaded) -> berth_engine::
 
 /// Converts a loaded stack (`stack`: `loaded.stack`, or a copy with built image names) into the
 /// desired state with content-addressed secrets/configs; on failure prints the diagnostics at
-/// their places and returns exit code 1.
-pub(crate) fn desired(loaded: &Loaded, stack: &berth_spec::Stack, name: &str) -> Result<berth_plan::Desired, u8> {
+/// their places and returns exit code 1. With `multi_node` (an SSH target), services that keep
+/// data in a local volume are pinned to the node that holds it ([`berth_plan::pin`]).
+pub(crate) fn desired(
+    loaded: &Loaded,
+    stack: &berth_spec::Stack,
+    name: &str,
+    multi_node: bool,
+) -> Result<berth_plan::Desired, u8> {
     let read = |p: &Path| std::fs::read(p);
     let opts = berth_plan::convert::ConvertOptions { content_addressed: true };
     let mut desired = berth_plan::convert::desired(stack, name, &opts, &read);
@@ -271,6 +278,9 @@ pub(crate) fn desired(loaded: &Loaded, stack: &berth_spec::Stack, name: &str) ->
         && let Err(diags) = deploy::add_edge(d, stack)
     {
         desired = Err(diags);
+    }
+    if multi_node && let Ok(d) = &mut desired {
+        berth_plan::pin::pin_stateful(d);
     }
     desired.map_err(|diags| {
         let diags = berth_plan::convert::locate(diags, &loaded.documents);

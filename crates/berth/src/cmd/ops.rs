@@ -285,7 +285,8 @@ pub fn run(stack: &StackArgs, service: &str, command: &[String]) -> u8 {
             }
         }
     }
-    let desired = match super::desired(&loaded, &stack_spec, &name) {
+    let multi_node = super::target(stack, &loaded).is_ok_and(|t| !t.is_local());
+    let desired = match super::desired(&loaded, &stack_spec, &name, multi_node) {
         Ok(d) => d,
         Err(code) => return code,
     };
