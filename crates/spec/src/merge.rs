@@ -46,7 +46,18 @@ pub fn merge(stacks: Vec<Stack>) -> Result<Stack, Diagnostic> {
         return Ok(Stack::default());
     };
     for over in it {
-        let Stack { version: _, services, networks, volumes, secrets, configs, extras: _ } = over;
+        let Stack { version: _, services, networks, volumes, secrets, configs, extras } = over;
+        // Top-level `x-*` of later files are dropped like docker/cli does, except berth's own
+        // `x-berth`: an override file may change a target or a port (maps merge key by key,
+        // anything else is replaced).
+        if let Some(over_xb) = extras.get("x-berth") {
+            match base.extras.get_mut("x-berth") {
+                Some(base_xb) => override_json(base_xb, over_xb.clone()),
+                None => {
+                    base.extras.insert("x-berth".into(), over_xb.clone());
+                }
+            }
+        }
         for (name, svc) in services {
             match base.services.get_mut(&name) {
                 Some(b) => merge_service(b, svc).map_err(|e| e.at(&format!("services.{name}")))?,
@@ -397,6 +408,23 @@ fn merge_service_networks(
     }
 }
 
+/// Override semantics for `x-berth`: maps merge key by key; any other value replaces.
+fn override_json(d: &mut serde_json::Value, s: serde_json::Value) {
+    match (d, s) {
+        (serde_json::Value::Object(dm), serde_json::Value::Object(sm)) => {
+            for (k, v) in sm {
+                match dm.get_mut(&k) {
+                    Some(dv) => override_json(dv, v),
+                    None => {
+                        dm.insert(k, v);
+                    }
+                }
+            }
+        }
+        (d, s) => *d = s,
+    }
+}
+
 /// mergo on `map[string]interface{}` (service `x-*` fields), recursively.
 fn merge_extras(
     d: &mut BTreeMap<String, serde_json::Value>,
@@ -448,5 +476,29 @@ fn json_type(v: &serde_json::Value) -> &'static str {
         J::String(_) => "a string",
         J::Array(_) => "a list",
         J::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod x_berth_merge_tests {
+    use super::*;
+
+    #[test]
+    fn an_override_file_changes_x_berth_key_by_key() {
+        let mut a = Stack::default();
+        a.extras.insert(
+            "x-berth".into(),
+            serde_json::json!({"name": "blog", "edge": {"http_port": 80, "https_port": 443}, "domains": ["a.example.com"]}),
+        );
+        let mut b = Stack::default();
+        b.extras
+            .insert("x-berth".into(), serde_json::json!({"edge": {"http_port": 8080}, "domains": ["b.example.com"]}));
+        b.extras.insert("x-other".into(), serde_json::json!(1));
+        let m = merge(vec![a, b]).unwrap();
+        assert_eq!(
+            m.extras["x-berth"],
+            serde_json::json!({"name": "blog", "edge": {"http_port": 8080, "https_port": 443}, "domains": ["b.example.com"]})
+        );
+        assert!(!m.extras.contains_key("x-other"), "other top-level x-* of later files are dropped like docker/cli");
     }
 }

@@ -410,6 +410,9 @@ impl Cx {
     fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
         match &node.value {
             Value::Bool(b) => Some(*b),
+            // `${VAR}` interpolation gives strings; YAML 1.2's words for booleans are taken.
+            Value::Str(s) if matches!(s.as_str(), "true" | "True" | "TRUE") => Some(true),
+            Value::Str(s) if matches!(s.as_str(), "false" | "False" | "FALSE") => Some(false),
             _ => {
                 self.expected(node, path, "true or false");
                 None
@@ -418,6 +421,12 @@ impl Cx {
     }
 
     fn uint(&mut self, node: &Node, path: &str, max: u64) -> Option<u64> {
+        // `${VAR:-80}` interpolation gives a string: a string of digits is that number.
+        if let Value::Str(s) = &node.value
+            && let Ok(i) = s.trim().parse::<i64>()
+        {
+            return self.uint(&Node { value: Value::Int(i), ..node.clone() }, path, max);
+        }
         match &node.value {
             Value::Int(i) if *i >= 0 && (*i as u64) <= max => Some(*i as u64),
             Value::Int(i) => {

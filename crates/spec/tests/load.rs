@@ -776,3 +776,20 @@ fn random_stacks_match_docker_stack_config() {
     assert!(failures.is_empty(), "{} of 60 differ:\n{}", failures.len(), failures.join("\n---\n"));
     assert!(accepted >= 20, "only {accepted} of 60 random files were accepted by both");
 }
+
+/// Regression: `x-berth.edge.http_port: ${BLOG_HTTP_PORT:-80}` was refused ("expected a whole
+/// number, found a string") because interpolation yields strings.
+#[test]
+fn interpolated_x_berth_numbers_and_booleans_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "compose.yaml",
+        "services:\n  web:\n    image: app\nx-berth:\n  edge: {http_port: \"${HTTP_PORT:-8080}\", https_port: \"${HTTPS_PORT:-8443}\", hsts: \"${HSTS:-false}\"}\n",
+    );
+    let mut o = opts(&[f]);
+    o.environ = vec![("HTTPS_PORT".into(), "9443".into())];
+    let l = must_load(&o);
+    let xb = berth_spec::xberth::XBerth::from_json(&l.stack.extras["x-berth"]);
+    assert_eq!((xb.edge.http_port, xb.edge.https_port, xb.edge.hsts), (8080, 9443, false));
+}
