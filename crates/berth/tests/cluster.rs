@@ -81,7 +81,7 @@ fn compose(dir: &Path, image: &str) {
   web:
     image: {image}
     deploy:
-      replicas: 4
+      replicas: 5
       update_config: {{delay: 0s, monitor: 1s}}
     x-berth:
       routes: [/]
@@ -183,8 +183,8 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
     let start = Instant::now();
     let r = berth(dir, &["-t", "lab", "deploy", "--plain"]);
     assert_eq!(r.code, 0, "deploy: {}", r.stderr);
-    table.push(("deploy (4 replicas over 5 nodes)".into(), format!("{:.1} s", start.elapsed().as_secs_f64())));
-    assert_eq!(running_web(dir), Some((4, 4)));
+    table.push(("deploy (5 web replicas + db over 5 nodes)".into(), format!("{:.1} s", start.elapsed().as_secs_f64())));
+    assert_eq!(running_web(dir), Some((5, 5)));
     // The database's volume is pinned to the labelled node: its task runs there.
     let ps = berth(dir, &["-t", "lab", "ps", "db", "--json"]);
     assert_eq!(ps.code, 0, "{}", ps.stderr);
@@ -196,19 +196,24 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
         assert_eq!((code, body.as_str()), (200, "hello from v1"), "edge on {}", ip(i));
     }
 
-    // Drain and remove a worker.
+    // Drain and remove a worker (it runs a web task), under load through the edge.
+    assert!(nodes(dir).iter().any(|n| n["host"] == ip(5) && n["tasks"].as_u64() > Some(0)), "{:?}", nodes(dir));
+    let load = Load::start(&ip(1));
     let start = Instant::now();
     let r = berth(dir, &["-t", "lab", "node", "drain", &ip(5)]);
     assert_eq!(r.code, 0, "drain: {}", r.stderr);
     table.push(("node drain (worker)".into(), format!("{:.1} s", start.elapsed().as_secs_f64())));
     let n5 = nodes(dir).into_iter().find(|n| n["host"] == ip(5)).unwrap();
     assert_eq!((n5["availability"].as_str(), n5["tasks"].as_u64()), (Some("drain"), Some(0)), "{n5:?}");
-    assert_eq!(running_web(dir), Some((4, 4)));
+    assert_eq!(running_web(dir), Some((5, 5)));
     let start = Instant::now();
     let r = berth(dir, &["-t", "lab", "node", "rm", &ip(5)]);
     assert_eq!(r.code, 0, "rm: {}", r.stderr);
     table.push(("node rm (drained worker)".into(), format!("{:.1} s", start.elapsed().as_secs_f64())));
     assert!(nodes(dir).iter().all(|n| n["host"] != ip(5)));
+    let (ok, failed) = load.stop();
+    table.push(("drain + rm: requests through the edge ok / failed".into(), format!("{ok} / {failed}")));
+    assert_eq!(failed, 0, "requests failed while a worker was drained and removed");
 
     // A worker crashes: Swarm marks it down, its tasks come back elsewhere, tidy removes it.
     let has_tasks = nodes(dir).iter().any(|n| n["host"] == ip(4) && n["tasks"].as_u64() > Some(0));
@@ -219,10 +224,10 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
         nodes(dir).iter().any(|n| n["host"] == ip(4) && n["state"] == "down")
     });
     let back = start.elapsed()
-        + wait_for("replicas back after a worker crash", Duration::from_secs(90), || running_web(dir) == Some((4, 4)));
+        + wait_for("replicas back after a worker crash", Duration::from_secs(90), || running_web(dir) == Some((5, 5)));
     table.push(("worker crash: node down after".into(), format!("{:.1} s", down.as_secs_f64())));
     table.push((
-        format!("worker crash: 4/4 running again after{}", if has_tasks { "" } else { " (it had no task)" }),
+        format!("worker crash: 5/5 running again after{}", if has_tasks { "" } else { " (it had no task)" }),
         format!("{:.1} s", back.as_secs_f64()),
     ));
     let (ok, failed) = load.stop();
@@ -263,7 +268,7 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
     table.push(("partition of a manager: seen down after".into(), format!("{:.1} s", cut_down.as_secs_f64())));
     table.push(("partition healed: back, one leader after".into(), format!("{:.1} s", healed.as_secs_f64())));
     let _ = start;
-    wait_for("stack converged after the partition", Duration::from_secs(90), || running_web(dir) == Some((4, 4)));
+    wait_for("stack converged after the partition", Duration::from_secs(90), || running_web(dir) == Some((5, 5)));
 
     // The worker crashes again and stays down: tidy removes it.
     lab.kill(4);
@@ -292,7 +297,7 @@ fn cluster_up_deploy_drain_remove_and_survive_crashed_nodes() {
     let r = berth(dir, &["-t", "lab", "deploy", "--plain"]);
     assert_eq!(r.code, 0, "deploy after leader loss: {}", r.stderr);
     table.push(("deploy v2 after the leader crash".into(), format!("{:.1} s", start.elapsed().as_secs_f64())));
-    assert_eq!(running_web(dir), Some((4, 4)));
+    assert_eq!(running_web(dir), Some((5, 5)));
 
     eprintln!("\n| step | time |\n|---|---|");
     for (k, v) in &table {
