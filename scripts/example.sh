@@ -47,7 +47,7 @@ fi
 (cd "$blog" && "$berth" deploy)
 
 domain=${BLOG_DOMAIN:-blog.localhost}
-port=$(sed -n 's/^ *https_port: *\([0-9][0-9]*\).*/\1/p' "$blog/compose.yaml" | head -n1)
+port=${BLOG_HTTPS_PORT:-443}
 url="https://$domain:${port:-443}/"
 [ "${port:-443}" = 443 ] && url="https://$domain/"
 body=
