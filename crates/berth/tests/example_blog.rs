@@ -452,7 +452,17 @@ fn blog_deploys_serves_api_admin_celery_and_survives_releases_rollbacks_and_a_po
     // changes; v2 keeps serving and its data is intact.
     let bad = dir.join("backend/posts/migrations/0002_broken.py");
     std::fs::write(&bad, BAD_MIGRATION).unwrap();
+    // Under load: not one failed request, and every answer from v2 (a v3 body counts as bad).
+    let load = Load::start(tmp.path());
+    std::thread::sleep(Duration::from_secs(1));
     let (code, e) = blog.deploy("v3");
+    std::thread::sleep(Duration::from_secs(1));
+    let (line, r) = load.stop();
+    eprintln!("load during the failing v3 release: {line}");
+    let failed: u64 =
+        ["bad", "connect", "read", "write", "timeout"].iter().map(|k| r.get(*k).copied().unwrap_or(0)).sum();
+    assert_eq!(failed, 0, "failed requests during the bad release: {line}");
+    assert!(r["v2"] > 0 && r["v1"] == 0, "only v2 answered during the bad release: {line}");
     assert_eq!(code, Some(4), "a failing migration fails the deploy:\n{e}");
     assert!(e.contains(" aborted") || e.contains(" failed"), "{e}");
     assert!(e.contains("migrate"), "the failing release command is named:\n{e}");
