@@ -197,22 +197,10 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
     print_diagnostics(&loaded.warnings, &loaded.sources);
     let name = stack_name(args, &loaded);
     // Services with `build:` will run the image `berth deploy` builds: plan with those tags.
-    let mut stack_spec = loaded.stack.clone();
-    if stack_spec.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
-        match berth_engine::planned_images(&name, &stack_spec, &build_options(args, &loaded)) {
-            Ok(images) => {
-                for (svc, image) in images {
-                    if let Some(s) = stack_spec.services.get_mut(&svc) {
-                        s.image = image;
-                    }
-                }
-            }
-            Err(e) => {
-                let hint = e.hint();
-                return fail(exit::INVALID, e, hint);
-            }
-        }
-    }
+    let stack_spec = match with_planned_images(args, &loaded, &name) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let multi_node = target(args, &loaded).is_ok_and(|t| !t.is_local());
     let desired = match desired(&loaded, &stack_spec, &name, multi_node) {
         Ok(d) => d,
@@ -241,6 +229,24 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
         print!("{}", berth_plan::render::render_text(&plan));
     }
     if detailed && !plan.is_empty() { exit::CHANGES } else { exit::OK }
+}
+
+/// The loaded stack with each `build:` service's image set to the tag `berth deploy` builds (its
+/// content hash), without building: what `plan` and `run` use.
+pub(crate) fn with_planned_images(args: &StackArgs, loaded: &Loaded, name: &str) -> Result<berth_spec::Stack, u8> {
+    let mut stack = loaded.stack.clone();
+    if stack.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
+        let images = berth_engine::planned_images(name, &stack, &build_options(args, loaded)).map_err(|e| {
+            let hint = e.hint();
+            fail(exit::INVALID, e, hint)
+        })?;
+        for (svc, image) in images {
+            if let Some(s) = stack.services.get_mut(&svc) {
+                s.image = image;
+            }
+        }
+    }
+    Ok(stack)
 }
 
 /// How images of services with `build:` are built: contexts relative to the first file's directory,

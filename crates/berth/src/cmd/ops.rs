@@ -269,22 +269,10 @@ pub fn run(stack: &StackArgs, service: &str, command: &[String]) -> u8 {
     let name = super::stack_name(stack, &loaded);
     // A service with `build:` runs the image `berth deploy` built (its content tag), like `plan` shows,
     // not the file's bare `image:` (which does not exist: `blog/backend:latest`).
-    let mut stack_spec = loaded.stack.clone();
-    if stack_spec.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
-        match berth_engine::planned_images(&name, &stack_spec, &super::build_options(stack, &loaded)) {
-            Ok(images) => {
-                for (svc, image) in images {
-                    if let Some(s) = stack_spec.services.get_mut(&svc) {
-                        s.image = image;
-                    }
-                }
-            }
-            Err(e) => {
-                let hint = e.hint();
-                return super::fail(exit::INVALID, e, hint);
-            }
-        }
-    }
+    let stack_spec = match super::with_planned_images(stack, &loaded, &name) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let multi_node = super::target(stack, &loaded).is_ok_and(|t| !t.is_local());
     let desired = match super::desired(&loaded, &stack_spec, &name, multi_node) {
         Ok(d) => d,
