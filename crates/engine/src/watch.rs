@@ -112,8 +112,9 @@ impl Failure {
 
 /// How many failed/rejected tasks of the current spec make a service "failing repeatedly".
 const MAX_TASK_FAILURES: usize = 2;
-/// Polls in a row with a pending task that has a scheduling error before giving up.
-const MAX_PENDING_POLLS: u32 = 8;
+/// How long a task may stay pending with a scheduling error before the deploy gives up (nodes
+/// re-registering after a leader change, start-first updates briefly lacking room).
+const PENDING_GRACE: Duration = Duration::from_secs(5);
 /// Poll interval.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -159,7 +160,7 @@ impl Engine {
         let d = self.docker();
         let start = Instant::now();
         let mut last: Vec<ServiceProgress> = Vec::new();
-        let mut pending_polls: HashMap<String, u32> = HashMap::new();
+        let mut pending_since: HashMap<String, Instant> = HashMap::new();
         if services.is_empty() {
             return Ok(());
         }
@@ -291,9 +292,8 @@ impl Engine {
                 if failure.is_none() {
                     match &pending_err {
                         Some(err) => {
-                            let n = pending_polls.entry(name.clone()).or_default();
-                            *n += 1;
-                            if is_image_error(err) || *n >= MAX_PENDING_POLLS {
+                            let first = *pending_since.entry(name.clone()).or_insert_with(Instant::now);
+                            if is_image_error(err) || first.elapsed() >= PENDING_GRACE {
                                 let reason = if err.contains("no suitable node") {
                                     format!("service {name}: no node can run its tasks: {err}")
                                 } else if err.contains("port") {
@@ -305,7 +305,7 @@ impl Engine {
                             }
                         }
                         None => {
-                            pending_polls.remove(name);
+                            pending_since.remove(name);
                         }
                     }
                 }
@@ -348,7 +348,10 @@ impl Engine {
                     f.logs = self.tail_logs(&id, 20).await;
                     return Err(f);
                 }
-                if running < desired {
+                // Converged also means no extra task is meant to run: an old-spec task that Swarm
+                // has not told to stop yet, or a duplicate of a slot after a dockerd restart.
+                let meant_to_run = mine.iter().filter(|t| t.desired_state == Some(TaskState::RUNNING)).count() as u64;
+                if running < desired || meant_to_run > desired {
                     all_done = false;
                 }
             }
