@@ -216,19 +216,7 @@ impl Engine {
             .await
             .map_err(|e| ctx_err(e.to_string()))?
             .map_err(ctx_err)?;
-            let file = tokio::fs::File::from_std(file);
-            let chunks = futures_util::stream::unfold(file, |mut f| async move {
-                use tokio::io::AsyncReadExt;
-                let mut buf = vec![0u8; 256 * 1024];
-                match f.read(&mut buf).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((Ok(bytes::Bytes::from(buf)), f))
-                    }
-                    Err(e) => Some((Err(e), f)),
-                }
-            });
+            let chunks = file_chunks(file);
             bollard::body_try_stream(chunks)
         };
         let build = &job.build;
@@ -1307,4 +1295,22 @@ mod tests {
         let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["Dockerfile", "keep.txt"]);
     }
+}
+
+/// A file read as a stream of 256 KiB chunks (a build context tar sent to the engine).
+pub(crate) fn file_chunks(
+    file: std::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    futures_util::stream::unfold(tokio::fs::File::from_std(file), |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    })
 }

@@ -216,18 +216,7 @@ impl Engine {
         .await
         .map_err(|e| refused(e.to_string()))?
         .map_err(|e| refused(e.to_string()))?;
-        let chunks = futures_util::stream::unfold(tokio::fs::File::from_std(file), |mut f| async move {
-            use tokio::io::AsyncReadExt;
-            let mut buf = vec![0u8; 256 * 1024];
-            match f.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok(bytes::Bytes::from(buf)), f))
-                }
-                Err(e) => Some((Err(e), f)),
-            }
-        });
+        let chunks = crate::build::file_chunks(file);
         let options = BuildImageOptions {
             t: Some(tag.to_string()),
             rm: true,

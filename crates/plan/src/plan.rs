@@ -643,19 +643,19 @@ fn check_immutable(
         }
         return;
     }
-    let what: Vec<String> = changes
-        .iter()
-        .map(|c| {
-            let show = |v: &Option<Value>| v.as_ref().map_or("(none)".to_string(), |v| v.to_string());
-            format!("{}: {} -> {}", c.path, show(&c.old), show(&c.new))
-        })
-        .collect();
+    let what = describe_changes(&changes);
     notes.push(format!(
         "error: {kind} {name} already exists with different content ({}); {kind}s cannot be changed in place in \
          Swarm: give it a new name in the file (berth's default content-hash names do this for secrets and \
          configs) or remove the existing {kind} first",
         what.join("; ")
     ));
+}
+
+/// `path: old -> new` for each change of an object that cannot be updated in place (for notes).
+fn describe_changes(changes: &[crate::diff::Change]) -> Vec<String> {
+    let show = |v: &Option<Value>| v.as_ref().map_or("(none)".to_string(), |v| v.to_string());
+    changes.iter().map(|c| format!("{}: {} -> {}", c.path, show(&c.old), show(&c.new))).collect()
 }
 
 /// The length label of a secret the engine generates (`None` for any other secret).
@@ -685,13 +685,7 @@ fn check_generated(name: &str, desired: &SecretSpec, observed: &SecretSpec, stac
     };
     diff_values("", &canon(observed), &canon(desired), &mut changes);
     if !changes.is_empty() {
-        let what: Vec<String> = changes
-            .iter()
-            .map(|c| {
-                let show = |v: &Option<Value>| v.as_ref().map_or("(none)".to_string(), |v| v.to_string());
-                format!("{}: {} -> {}", c.path, show(&c.old), show(&c.new))
-            })
-            .collect();
+        let what = describe_changes(&changes);
         notes.push(format!(
             "note: secret {name} was generated earlier and is kept with its value ({}); to generate a new value, \
              remove the secret from the swarm (its value is lost) or give it another name",
