@@ -15,13 +15,14 @@
 # /run/berth-lab/{host}/docker.sock): the hosts share this machine's mount namespace, so every
 # node needs its own path. SSH sessions get DOCKER_HOST set to it, so that the docker CLI's
 # `DOCKER_HOST=ssh://` (which runs `docker system dial-stdio` on the host) reaches the same engine. Images given in LAB_IMAGES are copied into every node (docker save|load).
-# Every name starts with "blab"; `down` touches nothing else. Needs root, iproute2, openssh-server.
+# Every name starts with $LAB_PREFIX (default "blab"; a second lab beside the first needs another prefix, LAB_NET, LAB_BASE and LAB_RUN); `down` touches nothing else. Needs root, iproute2, openssh-server.
 set -euo pipefail
 
 NET=${LAB_NET:-192.168.87}
 BASE=${LAB_BASE:-/var/lib/berth-lab}
 RUN=${LAB_RUN:-/run/berth-lab}
-BRNS=blab-br
+P=${LAB_PREFIX:-blab}
+BRNS=$P-br
 
 log() { printf '%s [lab] %s\n' "$(date +%T.%3N)" "$*" >&2; }
 nip() { echo "$NET.$((10 + $1))"; }
@@ -38,15 +39,15 @@ start_dockerd() {
   "exec-root": "$RUN/x$i",
   "hosts": ["unix://$(sock "$i")"],
   "pidfile": "$RUN/$n.pid",
-  "cgroup-parent": "/blab-$n",
+  "cgroup-parent": "/$P-$n",
   "storage-driver": "overlay2",
   "log-opts": {"max-size": "5m", "max-file": "2"},
   "default-address-pools": [{"base": "10.210.0.0/16", "size": 24}]
 }
 JSON
   # nsenter --net (not `ip netns exec`, which remounts /sys and hides cgroups from dockerd).
-  setsid nsenter --net="/run/netns/blab-$n" unshare --uts \
-    sh -c "hostname blab-$n; exec dockerd --config-file $BASE/$n/daemon.json" \
+  setsid nsenter --net="/run/netns/$P-$n" unshare --uts \
+    sh -c "hostname $P-$n; exec dockerd --config-file $BASE/$n/daemon.json" \
     </dev/null >>"$BASE/$n/dockerd.log" 2>&1 &
 }
 
@@ -59,7 +60,7 @@ wait_dockerd() {
 
 start_sshd() {
   local i=$1 n=n$1 S=$BASE/ssh
-  [ -f "$S/host_$n" ] || ssh-keygen -q -t ed25519 -N '' -f "$S/host_$n" -C "blab-$n"
+  [ -f "$S/host_$n" ] || ssh-keygen -q -t ed25519 -N '' -f "$S/host_$n" -C "$P-$n"
   cat >"$S/sshd_config.$n" <<CFG
 ListenAddress $(nip "$i"):22
 HostKey $S/host_$n
@@ -74,20 +75,20 @@ AllowStreamLocalForwarding yes
 StrictModes no
 SetEnv DOCKER_HOST=unix://$(sock "$i")
 CFG
-  setsid nsenter --net="/run/netns/blab-$n" unshare --uts \
-    sh -c "hostname blab-$n; exec /usr/sbin/sshd -D -e -f $S/sshd_config.$n" \
+  setsid nsenter --net="/run/netns/$P-$n" unshare --uts \
+    sh -c "hostname $P-$n; exec /usr/sbin/sshd -D -e -f $S/sshd_config.$n" \
     </dev/null >>"$BASE/sshd-$n.log" 2>&1 &
 }
 
 # PIDs of processes that belong to host i (its dockerd, containerd, shims and containers): every
 # process in the host's network namespace.
 pids_of() {
-  ip netns pids "blab-n$1" 2>/dev/null || true
+  ip netns pids "$P-n$1" 2>/dev/null || true
 }
 
 down() {
   local ns
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^blab-' || true); do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P-" || true); do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   done
   # Shims and containers of the nodes' dockerds live in the nodes' namespaces too (killed above);
@@ -96,13 +97,13 @@ down() {
   for m in $(awk '{print $2}' /proc/mounts | grep -E "^($RUN|$BASE)/" | sort -r || true); do
     umount -l "$m" 2>/dev/null || true
   done
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^blab-' || true); do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P-" || true); do
     ip netns del "$ns" 2>/dev/null || true
   done
-  ip link del blab-host 2>/dev/null || true
+  ip link del $P-host 2>/dev/null || true
   rm -rf "$RUN" "$BASE"
   # cgroups the nodes' containers used
-  for cg in /sys/fs/cgroup/blab-n*; do [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null; done
+  for cg in /sys/fs/cgroup/$P-n*; do [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null; done
   true
 }
 
@@ -118,17 +119,17 @@ up)
   ip -n "$BRNS" link add br0 type bridge
   ip -n "$BRNS" link set br0 up
   for i in $(seq 1 "$n"); do
-    ip netns add "blab-n$i"
-    ip link add eth0 netns "blab-n$i" type veth peer name "n$i" netns "$BRNS"
+    ip netns add "$P-n$i"
+    ip link add eth0 netns "$P-n$i" type veth peer name "n$i" netns "$BRNS"
     ip -n "$BRNS" link set "n$i" master br0 up
-    ip -n "blab-n$i" link set lo up
-    ip -n "blab-n$i" addr add "$(nip "$i")/24" dev eth0
-    ip -n "blab-n$i" link set eth0 up
+    ip -n "$P-n$i" link set lo up
+    ip -n "$P-n$i" addr add "$(nip "$i")/24" dev eth0
+    ip -n "$P-n$i" link set eth0 up
   done
-  ip link add blab-host type veth peer name host netns "$BRNS"
+  ip link add $P-host type veth peer name host netns "$BRNS"
   ip -n "$BRNS" link set host master br0 up
-  ip addr add "$NET.1/24" dev blab-host
-  ip link set blab-host up
+  ip addr add "$NET.1/24" dev $P-host
+  ip link set $P-host up
   ssh-keygen -q -t ed25519 -N '' -f "$BASE/ssh/id_ed25519" -C berth-lab
   cp "$BASE/ssh/id_ed25519.pub" "$BASE/ssh/authorized_keys"
   chmod 600 "$BASE/ssh/authorized_keys"
@@ -175,11 +176,11 @@ start)
   ;;
 cut)
   i=${2:?usage: lab.sh cut I}
-  ip -n "blab-n$i" link set eth0 down
+  ip -n "$P-n$i" link set eth0 down
   ;;
 heal)
   i=${2:?usage: lab.sh heal I}
-  ip -n "blab-n$i" link set eth0 up
+  ip -n "$P-n$i" link set eth0 up
   ;;
 *)
   echo "usage: lab.sh up N | down | kill I | start I | cut I | heal I" >&2
