@@ -6,6 +6,9 @@ set -euo pipefail
 log() { printf '[host-setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# CloudFormation template tests (crates/cfn) lint every template variant with the real cfn-lint.
+command -v cfn-lint >/dev/null || pip install -q cfn-lint
+
 need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v docker >/dev/null 2>&1 || need_pkgs+=(docker.io)
