@@ -8,6 +8,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # CloudFormation template tests (crates/cfn) lint every template variant with the real cfn-lint.
 command -v cfn-lint >/dev/null || pip install -q cfn-lint
+# AWS tests (crates/aws, crates/berth/tests/aws.rs, the agent's) run against moto in server mode.
+command -v moto_server >/dev/null || pip install -q 'moto[server]'
 
 need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
