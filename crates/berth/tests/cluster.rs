@@ -7,6 +7,10 @@
 //! move, `node tidy` removes it), and a crashed leader (berth reaches the next manager once a new
 //! leader is elected). It prints a table of the timings. One test: the hosts are shared state.
 
+#[path = "common/run.rs"]
+mod run;
+use run::berth;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -46,27 +50,6 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = Command::new("bash").arg(lab_script()).arg("down").status();
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn berth(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .current_dir(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("run berth");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

@@ -11,6 +11,10 @@
 //! copy of `examples/blog` in a temporary directory: the edge ports are changed there, and the bad
 //! release adds a migration to that copy.
 
+#[path = "common/blog.rs"]
+mod blog;
+use blog::{base_images, copy_dir, repo};
+
 #[path = "../../engine/tests/common/stack.rs"]
 mod stack;
 use stack::{Cleanup, docker};
@@ -39,39 +43,6 @@ class Migration(migrations.Migration):
 
 /// A 1x1 GIF (no checksums to get wrong); Pillow accepts it for the ImageField.
 const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-/// Builds (or finds cached) the local base images; returns the variables that select them.
-fn base_images() -> Vec<(String, String)> {
-    let script = repo().join("examples/blog/base-images.sh");
-    let o = Command::new("bash").arg(&script).arg("--print-env").output().expect("cannot run base-images.sh");
-    assert!(o.status.success(), "base-images.sh failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if [".env", "node_modules", "dist", "__pycache__", "db.sqlite3"].iter().any(|n| name == *n) {
-            continue;
-        }
-        let (src, dst) = (e.path(), to.join(&name));
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
 
 struct Blog {
     dir: PathBuf,

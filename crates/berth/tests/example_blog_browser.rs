@@ -10,12 +10,16 @@
 //! local development CA, which the browser is told to accept). Runs on a copy of `examples/blog`
 //! whose edge ports are changed (the example's are 80/443).
 
+#[path = "common/blog.rs"]
+mod blog;
+use blog::{base_images, copy_dir, repo};
+
 #[path = "../../engine/tests/common/stack.rs"]
 mod stack;
 use stack::Cleanup;
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -23,39 +27,6 @@ const STACK: &str = "h4blog";
 const HTTP_PORT: u16 = 21081;
 const HTTPS_PORT: u16 = 21443;
 const ADMIN_PASSWORD: &str = "h4-browser-admin-password";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-/// Builds (or finds cached) the local base images; returns the variables that select them.
-fn base_images() -> Vec<(String, String)> {
-    let script = repo().join("examples/blog/base-images.sh");
-    let o = Command::new("bash").arg(&script).arg("--print-env").output().expect("cannot run base-images.sh");
-    assert!(o.status.success(), "base-images.sh failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if [".env", "node_modules", "dist", "__pycache__", "db.sqlite3"].iter().any(|n| name == *n) {
-            continue;
-        }
-        let (src, dst) = (e.path(), to.join(&name));
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
 
 /// The example's compose file with the edge's ports moved to this test's range (the value after
 /// `http_port:` / `https_port:`, whatever it is: a number or an interpolation).

@@ -2,6 +2,10 @@
 //! `ps`, `logs`, `scale`, `exec`, `rm` — exit codes, `--json`, plain output off a terminal, errors.
 //! Each test uses its own stack `t-ops-<n>` and removes what it made in a guard.
 
+#[path = "common/run.rs"]
+mod run;
+use run::berth;
+
 #[path = "../../engine/tests/common/stack.rs"]
 mod stack;
 use stack::{Cleanup, docker};
@@ -10,29 +14,8 @@ use stack::{Cleanup, docker};
 mod images;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn berth(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .current_dir(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run berth");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
-}
 fn service(stack: &str, name: &str, owned: bool, extra: &[&str]) {
     let full = format!("{stack}_{name}");
     let ns = format!("com.docker.stack.namespace={stack}");
