@@ -170,7 +170,7 @@ impl Stacks {
         if status == "DELETE_COMPLETE" {
             return Ok(None);
         }
-        Ok(Some(StackInfo {
+        let mut info = StackInfo {
             name: s.stack_name().unwrap_or(name).to_owned(),
             id: s.stack_id().unwrap_or_default().to_owned(),
             status,
@@ -187,7 +187,46 @@ impl Stacks {
                     Some((p.parameter_key()?.to_owned(), p.parameter_value().unwrap_or_default().to_owned()))
                 })
                 .collect(),
-        }))
+        };
+        if info.outputs.is_empty() && info.status.ends_with("_COMPLETE") {
+            self.ref_outputs(&mut info).await?;
+        }
+        Ok(Some(info))
+    }
+
+    /// Outputs that are a `Ref` to a resource, read from the stack's resources. CloudFormation
+    /// always reports outputs; moto reports none for a stack made or changed through a change set,
+    /// and this is how berth still finds its buckets there.
+    async fn ref_outputs(&self, info: &mut StackInfo) -> Result<(), AwsError> {
+        let Ok(t) = self.cfn.get_template().stack_name(&info.id).send().await else { return Ok(()) };
+        let Some(body) = t.template_body() else { return Ok(()) };
+        let Ok(template) = serde_json::from_str::<serde_json::Value>(body) else { return Ok(()) };
+        let Some(outputs) = template.get("Outputs").and_then(|o| o.as_object()) else { return Ok(()) };
+        let refs: Vec<(String, String)> = outputs
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.get("Value")?.get("Ref")?.as_str()?.to_owned())))
+            .collect();
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let res = self
+            .cfn
+            .describe_stack_resources()
+            .stack_name(&info.id)
+            .send()
+            .await
+            .map_err(|e| AwsError::api("cloudformation:DescribeStackResources", e))?;
+        for (key, logical) in refs {
+            if let Some(p) = res
+                .stack_resources()
+                .iter()
+                .find(|r| r.logical_resource_id() == Some(logical.as_str()))
+                .and_then(|r| r.physical_resource_id())
+            {
+                info.outputs.insert(key, p.to_owned());
+            }
+        }
+        Ok(())
     }
 
     /// Makes a change set for `req` and describes it. An empty plan (no changes) leaves nothing
