@@ -116,19 +116,118 @@ pub struct SshTarget {
     pub heartbeat: Option<String>,
 }
 
-/// AWS infrastructure berth provisions with CloudFormation.
+/// AWS infrastructure berth provisions with CloudFormation (`docs/aws.md`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AwsTarget {
+    /// AWS region, e.g. `eu-west-1`.
     pub region: String,
+    /// Named profile of the shared AWS config/credentials files; default: the SDK's default chain.
     pub profile: Option<String>,
-    /// `single` (one host) or `cluster` (manager and worker auto-scaling groups over three zones).
-    pub mode: String,
-    pub instance_type: Option<String>,
+    /// One host, or manager and worker auto-scaling groups over three zones.
+    pub mode: AwsMode,
+    /// EC2 instance type of every instance; default `t3.small`.
+    pub instance_type: String,
+    /// Managers (cluster mode: 3 or 5, default 3; single mode: 1).
+    pub managers: u32,
+    /// Desired workers (cluster mode; default 0).
     pub workers: u32,
-    /// Route53 hosted zone of the domains.
+    /// Most workers the worker group may scale to (default: `workers`; never below it).
+    pub workers_max: u32,
+    /// Route53 hosted zone of the domains (e.g. `example.com`); no records when absent.
     pub hosted_zone: Option<String>,
-    /// CIDR allowed to reach SSH; absent means SSH closed.
+    /// CIDR allowed to reach SSH (port 22); absent means SSH closed.
     pub ssh_cidr: Option<String>,
+    /// Public key file (OpenSSH format) installed as the instances' key pair; default none.
+    pub ssh_key: Option<String>,
+    /// Root volume size in GiB (gp3, encrypted); default 20.
+    pub volume_size: u32,
+    /// IPv4 CIDR of the VPC (a /16 to /24); default `10.0.0.0/16`.
+    pub cidr: String,
+    /// ECR repositories refuse to overwrite a tag (`IMMUTABLE`); default false.
+    pub immutable_tags: bool,
+}
+
+/// How an AWS target is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AwsMode {
+    /// One instance with an Elastic IP (seed 000's DockerEc2).
+    Single,
+    /// Manager and worker auto-scaling groups spread over three zones (seeds 003/004).
+    Cluster,
+}
+
+impl AwsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwsMode::Single => "single",
+            AwsMode::Cluster => "cluster",
+        }
+    }
+}
+
+impl std::fmt::Display for AwsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Default instance type of an AWS target.
+pub const AWS_DEFAULT_INSTANCE_TYPE: &str = "t3.small";
+/// Default root volume size (GiB) of an AWS target.
+pub const AWS_DEFAULT_VOLUME_SIZE: u32 = 20;
+/// Default VPC CIDR of an AWS target.
+pub const AWS_DEFAULT_CIDR: &str = "10.0.0.0/16";
+
+/// Parses `a.b.c.d/n` (IPv4 CIDR) into the address and prefix length; `None` when malformed.
+pub fn parse_ipv4_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (addr, len) = s.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    if len.is_empty() || len.len() > 2 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let len: u8 = len.parse().ok()?;
+    (len <= 32).then_some((addr, len))
+}
+
+/// True when `s` is an IPv6 CIDR like `2001:db8::/32`.
+fn is_ipv6_cidr(s: &str) -> bool {
+    s.split_once('/').is_some_and(|(a, l)| {
+        a.parse::<std::net::Ipv6Addr>().is_ok()
+            && !l.is_empty()
+            && l.bytes().all(|b| b.is_ascii_digit())
+            && l.parse::<u8>().is_ok_and(|l| l <= 128)
+    })
+}
+
+/// True for region names like `eu-west-1`, `us-gov-west-1`, `ap-southeast-4`.
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.len() <= 4
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+/// True for Arm (Graviton) families: a digit then `g` right after the letters (`t4g`, `m7gd`,
+/// `c6gn`, `x2gd`, `im4gn`, `hpc7g`); `g4dn` (x86 with a GPU) is not one.
+fn is_arm_instance_type(s: &str) -> bool {
+    let family = s.split('.').next().unwrap_or("");
+    let rest = family.trim_start_matches(|c: char| c.is_ascii_lowercase());
+    let after_digits = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    rest.len() > after_digits.len() && after_digits.starts_with('g')
+}
+
+/// True for instance types like `t3.small`, `m7g.2xlarge`, `c6in.metal-48xl`.
+fn is_instance_type(s: &str) -> bool {
+    s.split_once('.').is_some_and(|(family, size)| {
+        !family.is_empty()
+            && family.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && family.as_bytes()[0].is_ascii_lowercase()
+            && !size.is_empty()
+            && size.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    })
 }
 
 /// Per-service `x-berth`.
@@ -247,7 +346,22 @@ const EDGE_KEYS: &[&str] = &["placement", "http_port", "https_port", "hsts", "ma
 const STATIC_KEYS: &[&str] = &["path", "volume", "subdir", "spa", "host"];
 const SSH_KEYS: &[&str] =
     &["ssh", "user", "key", "managers", "edge", "labels", "trust_new_hosts", "known_hosts", "socket", "heartbeat"];
-const AWS_KEYS: &[&str] = &["aws", "region", "profile", "mode", "instance_type", "workers", "hosted_zone", "ssh_cidr"];
+const AWS_KEYS: &[&str] = &[
+    "aws",
+    "region",
+    "profile",
+    "mode",
+    "instance_type",
+    "managers",
+    "workers",
+    "workers_max",
+    "hosted_zone",
+    "ssh_cidr",
+    "ssh_key",
+    "volume_size",
+    "cidr",
+    "immutable_tags",
+];
 const SERVICE_KEYS: &[&str] = &["routes", "port", "health", "release"];
 const SECRET_KEYS: &[&str] = &["generate", "env"];
 const ROUTE_KEYS: &[&str] = &["path", "host", "strip_prefix", "max_body", "timeout"];
@@ -807,54 +921,7 @@ impl Cx {
             }));
         }
         if m.is_some_and(|m| m.contains_key("aws")) {
-            let m = self.fields(node, path, AWS_KEYS)?;
-            // `aws: true` or `aws: {}` marks the kind; the settings sit beside it.
-            let region = match m.get("region") {
-                Some(v) => self.string(v, &format!("{path}.region"))?,
-                None => {
-                    self.diags.push(
-                        Diagnostic::error(
-                            "xberth.required",
-                            Some(node.anchor()),
-                            path,
-                            "an aws target needs a `region`",
-                        )
-                        .with_hint("e.g. `region: eu-west-1`"),
-                    );
-                    return None;
-                }
-            };
-            let mode = match m.get("mode") {
-                Some(v) => match self.string(v, &format!("{path}.mode")) {
-                    Some(s) if s == "single" || s == "cluster" => s,
-                    Some(s) => {
-                        self.err(
-                            "xberth.enum",
-                            v,
-                            &format!("{path}.mode"),
-                            format!("`{s}` is not `single` or `cluster`"),
-                        );
-                        return None;
-                    }
-                    None => return None,
-                },
-                None => "single".into(),
-            };
-            let profile = m.get("profile").and_then(|v| self.string(v, &format!("{path}.profile")));
-            let instance_type = m.get("instance_type").and_then(|v| self.string(v, &format!("{path}.instance_type")));
-            let workers =
-                m.get("workers").and_then(|v| self.uint(v, &format!("{path}.workers"), 1000)).unwrap_or(0) as u32;
-            let hosted_zone = m.get("hosted_zone").and_then(|v| self.hostname(v, &format!("{path}.hosted_zone")));
-            let ssh_cidr = m.get("ssh_cidr").and_then(|v| self.string(v, &format!("{path}.ssh_cidr")));
-            return Some(TargetSpec::Aws(AwsTarget {
-                region,
-                profile,
-                mode,
-                instance_type,
-                workers,
-                hosted_zone,
-                ssh_cidr,
-            }));
+            return self.aws_target(node, path);
         }
         if let Some(m) = m {
             if m.contains_key("local") && m.len() == 1 {
@@ -871,6 +938,250 @@ impl Cx {
             .with_hint("see docs/x-berth.md#targets"),
         );
         None
+    }
+
+    /// An `aws: {}` target: every setting checked, with its position, and defaults filled in.
+    fn aws_target(&mut self, node: &Node, path: &str) -> Option<TargetSpec> {
+        let m = self.fields(node, path, AWS_KEYS)?;
+        let before = self.diags.len();
+        // `aws: true` or `aws: {}` marks the kind; the settings sit beside it.
+        match &m["aws"].value {
+            Value::Bool(true) => {}
+            Value::Map(inner) if inner.is_empty() => {}
+            _ => self.err(
+                "xberth.type",
+                &m["aws"],
+                &format!("{path}.aws"),
+                "expected `true` or `{}` (the settings sit beside `aws`, e.g. `region:`)".into(),
+            ),
+        }
+        let region = match m.get("region") {
+            Some(v) => self.string(v, &format!("{path}.region")).filter(|s| {
+                let ok = is_region(s);
+                if !ok {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "xberth.region",
+                            Some(v.pos),
+                            format!("{path}.region"),
+                            format!("`{s}` is not an AWS region name"),
+                        )
+                        .with_hint("e.g. `eu-west-1` or `us-east-2`"),
+                    );
+                }
+                ok
+            }),
+            None => {
+                self.diags.push(
+                    Diagnostic::error("xberth.required", Some(node.anchor()), path, "an aws target needs a `region`")
+                        .with_hint("e.g. `region: eu-west-1`"),
+                );
+                None
+            }
+        };
+        let mode = match m.get("mode") {
+            Some(v) => match self.string(v, &format!("{path}.mode")).as_deref() {
+                Some("single") => AwsMode::Single,
+                Some("cluster") => AwsMode::Cluster,
+                Some(s) => {
+                    let msg = format!("`{s}` is not `single` or `cluster`");
+                    self.err("xberth.enum", v, &format!("{path}.mode"), msg);
+                    AwsMode::Single
+                }
+                None => AwsMode::Single,
+            },
+            None => AwsMode::Single,
+        };
+        let profile = m.get("profile").and_then(|v| self.string(v, &format!("{path}.profile")));
+        let instance_type = match m.get("instance_type") {
+            Some(v) => self.string(v, &format!("{path}.instance_type")).filter(|s| {
+                let ok = is_instance_type(s);
+                if ok && is_arm_instance_type(s) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "xberth.instance-type",
+                            Some(v.pos),
+                            format!("{path}.instance_type"),
+                            format!("`{s}` is an Arm (Graviton) type: the instances run berth's own x86_64 binary"),
+                        )
+                        .with_hint("pick an x86_64 type, e.g. `t3.small`, `m7i.large` or `c7a.large`"),
+                    );
+                    return false;
+                }
+                if !ok {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "xberth.instance-type",
+                            Some(v.pos),
+                            format!("{path}.instance_type"),
+                            format!("`{s}` is not an EC2 instance type"),
+                        )
+                        .with_hint("write `family.size`, e.g. `t3.small` or `m7g.large`"),
+                    );
+                }
+                ok
+            }),
+            None => Some(AWS_DEFAULT_INSTANCE_TYPE.into()),
+        };
+        let single_only = |cx: &mut Cx, key: &str| {
+            if mode == AwsMode::Single
+                && let Some(v) = m.get(key)
+            {
+                cx.diags.push(
+                    Diagnostic::error(
+                        "xberth.aws-mode",
+                        Some(v.anchor()),
+                        format!("{path}.{key}"),
+                        format!("`{key}` applies to `mode: cluster` only (single mode is one instance)"),
+                    )
+                    .with_hint("add `mode: cluster`, or remove this key"),
+                );
+            }
+        };
+        single_only(self, "managers");
+        single_only(self, "workers");
+        single_only(self, "workers_max");
+        let managers = match (mode, m.get("managers")) {
+            (AwsMode::Single, _) => 1,
+            (AwsMode::Cluster, None) => 3,
+            (AwsMode::Cluster, Some(v)) => match self.uint(v, &format!("{path}.managers"), 99) {
+                Some(n @ (3 | 5)) => n as u32,
+                Some(n) => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "xberth.managers",
+                            Some(v.pos),
+                            format!("{path}.managers"),
+                            format!("{n} managers: a cluster has 3 or 5 (one per zone, or two in two zones)"),
+                        )
+                        .with_hint("3 managers survive the loss of one, 5 the loss of two"),
+                    );
+                    3
+                }
+                None => 3,
+            },
+        };
+        let workers = match (mode, m.get("workers")) {
+            (AwsMode::Cluster, Some(v)) => self.uint(v, &format!("{path}.workers"), 1000).unwrap_or(0) as u32,
+            _ => 0,
+        };
+        let workers_max = match (mode, m.get("workers_max")) {
+            (AwsMode::Cluster, Some(v)) => match self.uint(v, &format!("{path}.workers_max"), 1000) {
+                Some(n) if (n as u32) < workers => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "xberth.workers-max",
+                            Some(v.pos),
+                            format!("{path}.workers_max"),
+                            format!("`workers_max` ({n}) is below `workers` ({workers})"),
+                        )
+                        .with_hint("the worker group's maximum must be at least its desired size"),
+                    );
+                    workers
+                }
+                Some(n) => n as u32,
+                None => workers,
+            },
+            _ => workers,
+        };
+        let hosted_zone = m.get("hosted_zone").and_then(|v| {
+            // Route53 writes zone names with the root's dot (`example.com.`); both spellings are taken.
+            let trimmed = match &v.value {
+                Value::Str(s) if s.ends_with('.') => Node { value: Value::Str(s[..s.len() - 1].into()), ..v.clone() },
+                _ => v.clone(),
+            };
+            self.hostname(&trimmed, &format!("{path}.hosted_zone"))
+        });
+        let ssh_cidr = m.get("ssh_cidr").and_then(|v| {
+            let s = self.string(v, &format!("{path}.ssh_cidr"))?;
+            if parse_ipv4_cidr(&s).is_some() || is_ipv6_cidr(&s) {
+                if s == "0.0.0.0/0" || s == "::/0" {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            "xberth.ssh-open",
+                            Some(v.pos),
+                            format!("{path}.ssh_cidr"),
+                            format!("`{s}` opens SSH to the whole internet"),
+                        )
+                        .with_hint("limit it to your operator network, e.g. `203.0.113.0/24`, or remove it"),
+                    );
+                }
+                Some(s)
+            } else {
+                self.diags.push(
+                    Diagnostic::error(
+                        "xberth.cidr",
+                        Some(v.pos),
+                        format!("{path}.ssh_cidr"),
+                        format!("`{s}` is not a CIDR block"),
+                    )
+                    .with_hint("e.g. `203.0.113.7/32` for one address"),
+                );
+                None
+            }
+        });
+        let ssh_key = m.get("ssh_key").and_then(|v| self.string(v, &format!("{path}.ssh_key")));
+        let volume_size = match m.get("volume_size") {
+            Some(v) => match self.uint(v, &format!("{path}.volume_size"), 16384) {
+                Some(n) if n < 8 => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "xberth.range",
+                            Some(v.pos),
+                            format!("{path}.volume_size"),
+                            format!("{n} GiB is too small for the root volume"),
+                        )
+                        .with_hint("Debian 12 needs at least 8 GiB; the default is 20"),
+                    );
+                    AWS_DEFAULT_VOLUME_SIZE
+                }
+                Some(n) => n as u32,
+                None => AWS_DEFAULT_VOLUME_SIZE,
+            },
+            None => AWS_DEFAULT_VOLUME_SIZE,
+        };
+        let cidr = match m.get("cidr") {
+            Some(v) => self.string(v, &format!("{path}.cidr")).filter(|s| match parse_ipv4_cidr(s) {
+                Some((a, len)) if (16..=24).contains(&len) && u32::from(a) & (u32::MAX >> len) == 0 => true,
+                parsed => {
+                    let msg = match parsed {
+                        Some((_, len)) if !(16..=24).contains(&len) => {
+                            format!("a /{len} VPC: AWS allows /16 to /28, berth needs room for 3 subnets")
+                        }
+                        Some((_, len)) => {
+                            format!("`{s}` has host bits set: a /{len} block starts at its network address")
+                        }
+                        None => format!("`{s}` is not an IPv4 CIDR block"),
+                    };
+                    self.diags.push(
+                        Diagnostic::error("xberth.cidr", Some(v.pos), format!("{path}.cidr"), msg)
+                            .with_hint("use a private /16 to /24, e.g. `10.0.0.0/16`"),
+                    );
+                    false
+                }
+            }),
+            None => Some(AWS_DEFAULT_CIDR.into()),
+        };
+        let immutable_tags =
+            m.get("immutable_tags").and_then(|v| self.boolean(v, &format!("{path}.immutable_tags"))).unwrap_or(false);
+        if self.diags[before..].iter().any(Diagnostic::is_error) {
+            return None;
+        }
+        Some(TargetSpec::Aws(AwsTarget {
+            region: region?,
+            profile,
+            mode,
+            instance_type: instance_type?,
+            managers,
+            workers,
+            workers_max,
+            hosted_zone,
+            ssh_cidr,
+            ssh_key,
+            volume_size,
+            cidr: cidr?,
+            immutable_tags,
+        }))
     }
 
     /// Checks a top-level secret's `x-berth` block: exactly one source, and no `file`/`external`/`driver`.
@@ -1255,7 +1566,9 @@ x-berth:
         let x = XBerth::from_json(&doc.get("x-berth").unwrap().to_json());
         assert_eq!(x.domains, ["blog.example.com"]);
         assert!(matches!(&x.targets["prod"], TargetSpec::Ssh(s) if s.managers == 3 && s.hosts.len() == 3));
-        assert!(matches!(&x.targets["cloud"], TargetSpec::Aws(a) if a.mode == "cluster"));
+        assert!(
+            matches!(&x.targets["cloud"], TargetSpec::Aws(a) if a.mode == AwsMode::Cluster && a.managers == 3 && a.instance_type == "t3.small")
+        );
     }
 
     #[test]
@@ -1312,6 +1625,123 @@ x-berth:
     fn even_manager_counts_warn() {
         let got = check("services: {}\nx-berth:\n  targets:\n    p: { ssh: [a, b, c, d], managers: 2 }\n");
         assert!(got.iter().any(|g| g.contains("use an odd number of managers")), "{got:?}");
+    }
+
+    fn aws(settings: &str) -> (Vec<String>, Option<AwsTarget>) {
+        let src = format!("services: {{}}\nx-berth:\n  targets:\n    cloud:\n      aws: {{}}\n{settings}");
+        let got = check(&src);
+        let doc = parse(&src, 0).unwrap();
+        let x = XBerth::from_json(&doc.get("x-berth").unwrap().to_json());
+        let t = match x.targets.get("cloud") {
+            Some(TargetSpec::Aws(a)) => Some(a.clone()),
+            _ => None,
+        };
+        (got, t)
+    }
+
+    #[test]
+    fn aws_defaults_single() {
+        let (got, t) = aws("      region: eu-west-1\n");
+        assert_eq!(got, Vec::<String>::new());
+        assert_eq!(
+            t.unwrap(),
+            AwsTarget {
+                region: "eu-west-1".into(),
+                profile: None,
+                mode: AwsMode::Single,
+                instance_type: "t3.small".into(),
+                managers: 1,
+                workers: 0,
+                workers_max: 0,
+                hosted_zone: None,
+                ssh_cidr: None,
+                ssh_key: None,
+                volume_size: 20,
+                cidr: "10.0.0.0/16".into(),
+                immutable_tags: false,
+            }
+        );
+        let (got, t) = aws("      region: eu-west-1\n      cidr: 10.0.1.0/16\n      immutable_tags: true\n");
+        assert!(t.is_none());
+        assert_eq!(
+            got,
+            [
+                "7:13 x-berth.targets.cloud.cidr `10.0.1.0/16` has host bits set: a /16 block starts at its network address (use a private /16 to /24, e.g. `10.0.0.0/16`)"
+            ]
+        );
+    }
+
+    #[test]
+    fn aws_cluster_with_every_key() {
+        let (got, t) = aws(
+            "      region: us-gov-west-1\n      profile: ops\n      mode: cluster\n      instance_type: m7i.large\n      managers: 5\n      workers: 2\n      workers_max: 6\n      hosted_zone: Example.com.\n      ssh_cidr: 203.0.113.7/32\n      ssh_key: ~/.ssh/id_ed25519.pub\n      volume_size: \"40\"\n      cidr: 10.20.0.0/20\n",
+        );
+        assert_eq!(got, Vec::<String>::new());
+        let t = t.unwrap();
+        assert_eq!((t.mode, t.managers, t.workers, t.workers_max, t.volume_size), (AwsMode::Cluster, 5, 2, 6, 40));
+        assert_eq!(t.hosted_zone.as_deref(), Some("example.com"));
+        assert_eq!(t.ssh_key.as_deref(), Some("~/.ssh/id_ed25519.pub"));
+        assert_eq!((t.instance_type.as_str(), t.cidr.as_str()), ("m7i.large", "10.20.0.0/20"));
+        // workers_max defaults to workers.
+        let (_, t) = aws("      region: eu-west-1\n      mode: cluster\n      workers: 4\n");
+        assert_eq!(t.unwrap().workers_max, 4);
+    }
+
+    #[test]
+    fn aws_bad_values_are_named_at_their_line() {
+        let (got, t) = aws(
+            "      region: Ireland\n      mode: cluster\n      instance_type: big\n      managers: 4\n      workers: 3\n      workers_max: 2\n      ssh_cidr: 10.0.0.1\n      volume_size: 4\n      cidr: 10.0.0.0/8\n      ssh_keys: x\n",
+        );
+        assert!(t.is_none());
+        let want = [
+            "6:15 x-berth.targets.cloud.region `Ireland` is not an AWS region name (e.g. `eu-west-1` or `us-east-2`)",
+            "8:22 x-berth.targets.cloud.instance_type `big` is not an EC2 instance type (write `family.size`, e.g. `t3.small` or `m7g.large`)",
+            "9:17 x-berth.targets.cloud.managers 4 managers: a cluster has 3 or 5 (one per zone, or two in two zones) (3 managers survive the loss of one, 5 the loss of two)",
+            "11:20 x-berth.targets.cloud.workers_max `workers_max` (2) is below `workers` (3) (the worker group's maximum must be at least its desired size)",
+            "12:17 x-berth.targets.cloud.ssh_cidr `10.0.0.1` is not a CIDR block (e.g. `203.0.113.7/32` for one address)",
+            "13:20 x-berth.targets.cloud.volume_size 4 GiB is too small for the root volume (Debian 12 needs at least 8 GiB; the default is 20)",
+            "14:13 x-berth.targets.cloud.cidr a /8 VPC: AWS allows /16 to /28, berth needs room for 3 subnets (use a private /16 to /24, e.g. `10.0.0.0/16`)",
+            "15:7 x-berth.targets.cloud.ssh_keys unknown key `ssh_keys` in `x-berth.targets.cloud` (did you mean `ssh_key`?)",
+        ];
+        for w in want {
+            assert!(got.contains(&w.to_string()), "missing {w:?} in {got:#?}");
+        }
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+    }
+
+    #[test]
+    fn aws_cluster_keys_in_single_mode_and_missing_region() {
+        let (got, t) = aws("      workers: 2\n");
+        assert!(t.is_none());
+        assert_eq!(
+            got,
+            [
+                "4:5 x-berth.targets.cloud an aws target needs a `region` (e.g. `region: eu-west-1`)",
+                "6:7 x-berth.targets.cloud.workers `workers` applies to `mode: cluster` only (single mode is one instance) (add `mode: cluster`, or remove this key)",
+            ]
+        );
+    }
+
+    #[test]
+    fn aws_arm_instance_types_are_refused() {
+        for t in ["t4g.small", "m7gd.large", "c6gn.xlarge", "x2gd.medium", "im4gn.large", "hpc7g.4xlarge"] {
+            let (got, parsed) = aws(&format!("      region: eu-west-1\n      instance_type: {t}\n"));
+            assert!(parsed.is_none() && got.len() == 1 && got[0].contains("Arm (Graviton)"), "{t}: {got:?}");
+        }
+        for t in ["g4dn.xlarge", "t3.small", "m7i.large", "c7a.large", "p4d.24xlarge", "inf2.xlarge"] {
+            let (got, parsed) = aws(&format!("      region: eu-west-1\n      instance_type: {t}\n"));
+            assert!(parsed.is_some() && got.is_empty(), "{t}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn aws_ssh_open_to_the_world_warns() {
+        let (got, t) = aws("      region: eu-west-1\n      ssh_cidr: 0.0.0.0/0\n");
+        assert_eq!(t.unwrap().ssh_cidr.as_deref(), Some("0.0.0.0/0"));
+        assert_eq!(got.len(), 1);
+        assert!(got[0].starts_with("7:17 x-berth.targets.cloud.ssh_cidr `0.0.0.0/0` opens SSH"), "{got:?}");
+        let (got, t) = aws("      region: eu-west-1\n      ssh_cidr: 2001:db8::/48\n");
+        assert_eq!((got.len(), t.is_some()), (0, true));
     }
 
     fn secret_check(def: &str) -> Vec<String> {
