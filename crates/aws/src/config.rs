@@ -25,8 +25,14 @@ pub enum AwsError {
     NoHostedZone { zone: String, private_only: bool },
     #[error("stack {stack} is {status}: {message}")]
     StackState { stack: String, status: String, message: String },
-    #[error("CloudFormation refused to run the change set of {stack}: {message}")]
-    ExecuteFailed { stack: String, kind: crate::events::FailureKind, message: String },
+    #[error("CloudFormation refused to run the change set of {stack}: {}{message}", resource.as_ref().map(|(id, ty)| format!("{id} ({ty}) failed: ")).unwrap_or_default())]
+    ExecuteFailed {
+        stack: String,
+        /// Logical ID and type of the resource the message is about, when it can be told.
+        resource: Option<(String, String)>,
+        kind: crate::events::FailureKind,
+        message: String,
+    },
     #[error("{}", stack_failed(.0))]
     StackFailed(Box<crate::stack::StackFailure>),
     #[error("{op}: {message}")]

@@ -123,6 +123,37 @@ pub fn first_failure(events_newest_first: &[Event], stack_name: &str) -> Option<
         })
 }
 
+/// The resource an error message is about, when the message quotes one of its literal property
+/// values (a name, a CIDR): `(logical ID, type)`. For errors that name no logical ID (moto's
+/// synchronous ExecuteChangeSet errors); CloudFormation's own events always name it.
+pub fn guess_resource(template: &serde_json::Value, message: &str) -> Option<(String, String)> {
+    fn strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::String(s) if s.len() >= 4 => out.push(s),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            // Intrinsic functions are not literal values.
+            serde_json::Value::Object(o) if o.keys().any(|k| k == "Ref" || k.starts_with("Fn::")) => {}
+            serde_json::Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    let resources = template.get("Resources")?.as_object()?;
+    let mut best: Option<(usize, String, String)> = None;
+    for (id, r) in resources {
+        let mut vals = Vec::new();
+        if let Some(p) = r.get("Properties") {
+            strings(p, &mut vals);
+        }
+        for v in vals {
+            if message.contains(v) && best.as_ref().is_none_or(|(len, _, _)| v.len() > *len) {
+                let ty = r.get("Type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+                best = Some((v.len(), id.clone(), ty));
+            }
+        }
+    }
+    best.map(|(_, id, ty)| (id, ty))
+}
+
 /// A stack status in which nothing is in progress any more.
 pub fn is_settled(status: &str) -> bool {
     !status.ends_with("_IN_PROGRESS")
@@ -204,6 +235,24 @@ mod tests {
         assert_eq!(f.resource_type, "AWS::EC2::Instance");
         assert_eq!(f.kind, FailureKind::Capacity);
         assert!(f.hint().is_some());
+    }
+
+    #[test]
+    fn resource_guessed_from_a_quoted_value() {
+        let t = serde_json::json!({"Resources": {
+            "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
+            "Subnet": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "192.168.0.0/24"}},
+            "Repo": {"Type": "AWS::ECR::Repository", "Properties": {"RepositoryName": "blog/web"}}
+        }});
+        assert_eq!(
+            guess_resource(&t, "InvalidSubnet.Range: The CIDR '192.168.0.0/24' is invalid."),
+            Some(("Subnet".into(), "AWS::EC2::Subnet".into()))
+        );
+        assert_eq!(
+            guess_resource(&t, "The repository with name 'blog/web' already exists"),
+            Some(("Repo".into(), "AWS::ECR::Repository".into()))
+        );
+        assert_eq!(guess_resource(&t, "Throttling: Rate exceeded"), None);
     }
 
     #[test]

@@ -14,3 +14,13 @@ pub mod discovery;
 pub mod route53;
 
 pub use config::AwsError;
+
+/// The SDK crates, for callers (and tests) that need a client berth-aws does not wrap.
+pub mod sdk {
+    pub use aws_sdk_autoscaling as autoscaling;
+    pub use aws_sdk_cloudformation as cloudformation;
+    pub use aws_sdk_ecr as ecr;
+    pub use aws_sdk_route53 as route53;
+    pub use aws_sdk_s3 as s3;
+    pub use aws_types::SdkConfig;
+}

@@ -63,6 +63,9 @@ pub struct ChangePlan {
     pub rows: Vec<ChangeRow>,
     /// Parameters the change set was made with.
     pub parameters: BTreeMap<String, String>,
+    /// The template (to tell which resource an error is about).
+    #[serde(skip)]
+    pub template: String,
 }
 
 impl ChangePlan {
@@ -286,6 +289,7 @@ impl Stacks {
             change_set: Some(arn.clone()),
             rows: Vec::new(),
             parameters: req.parameters.clone(),
+            template: req.template.clone(),
         };
         let start = Instant::now();
         loop {
@@ -576,8 +580,10 @@ impl Stacks {
             let e = AwsError::api("cloudformation:ExecuteChangeSet", e);
             // A resource refused while the change set starts (moto creates synchronously):
             // there is no event to read, only the error.
+            let template = serde_json::from_str(&plan.template).unwrap_or_default();
             return Err(AwsError::ExecuteFailed {
                 stack: plan.stack.clone(),
+                resource: events::guess_resource(&template, &e.to_string()),
                 kind: events::classify(&e.to_string()),
                 message: e.to_string(),
             });

@@ -195,7 +195,9 @@ async fn moto_end_to_end() {
     let plan = stacks.plan(&req).await.unwrap();
     match stacks.apply(&plan, None, &mut sink()).await {
         Err(e @ AwsError::ExecuteFailed { .. }) => {
-            assert!(e.to_string().contains("InvalidSubnet.Range") || e.to_string().contains("192.168.0.0/24"), "{e}")
+            let text = e.to_string();
+            assert!(text.contains("Subnet (AWS::EC2::Subnet) failed"), "{text}");
+            assert!(text.contains("192.168.0.0/24"), "{text}");
         }
         other => panic!("expected a failure, got {other:?}"),
     }
