@@ -25,12 +25,14 @@ pub use build::{
 };
 
 // E1: the deploy path.
+mod agent_ops;
 mod apply;
 pub mod cluster;
 mod deploy;
 mod release;
 mod swarm;
 mod watch;
+pub use agent_ops::{LocalSwarm, RawTokens};
 pub use apply::{ApplyOptions, ApplyStats, credentials_from_config, registry_credentials, registry_of};
 pub use berth_ssh;
 pub use deploy::{DeployError, DeployOptions, DeployReport, deploy_plan, without_bookkeeping};
