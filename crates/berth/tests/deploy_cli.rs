@@ -86,3 +86,78 @@ fn deploy_reports_release_then_up_to_date_then_fails_and_rolls_back_with_exit_4(
         .collect();
     assert_eq!(got, vec![(1, "ok".to_string(), true), (2, "failed".to_string(), false)]);
 }
+
+/// Removes a test image tag on drop.
+struct Untag(&'static str);
+impl Drop for Untag {
+    fn drop(&mut self) {
+        stack::docker(&["image", "rm", self.0]);
+    }
+}
+
+fn image_id(image: &str) -> String {
+    let (ok, out) = stack::docker(&["image", "inspect", "-f", "{{.Id}}", image]);
+    assert!(ok, "{out}");
+    out.trim().to_string()
+}
+
+/// (ContainerSpec.Image, ContainerSpec.Labels["io.berth.image"]) of a service.
+fn service_image(service: &str) -> (String, String) {
+    let f = r#"{{.Spec.TaskTemplate.ContainerSpec.Image}} {{index .Spec.TaskTemplate.ContainerSpec.Labels "io.berth.image"}}"#;
+    let (ok, out) = stack::docker(&["service", "inspect", "-f", f, service]);
+    assert!(ok, "{out}");
+    let (image, name) = out.trim().split_once(' ').unwrap_or((out.trim(), ""));
+    (image.to_string(), name.to_string())
+}
+
+/// Issue #4: a tag-only image made every task ask a registry first (and let a rollback run whatever
+/// the tag named by then). An image that exists only here is pinned by ID, named in `status`, `ps`
+/// and `releases`; a redeploy is a no-op; a rebuilt (moved) tag updates the service; a rollback
+/// returns the exact image of the release even though the tag moved.
+#[test]
+fn regression_issue4_local_image_pinned_by_id_noop_redeploy_update_when_tag_moves_rollback_exact() {
+    images::ensure();
+    const STACK: &str = "cvg-deploycli-pin";
+    const TAG: &str = "cvg-pin/app:live";
+    let _guard = Cleanup(STACK);
+    let _untag = Untag(TAG);
+    let (v1, v2) = (image_id(images::V1), image_id(images::V2));
+    assert!(stack::docker(&["tag", images::V1, TAG]).0);
+    let dir = tempfile::tempdir().unwrap();
+    write_compose(dir.path(), TAG);
+    let svc = format!("{STACK}_web");
+
+    let o = berth(dir.path(), &["-s", STACK, "deploy", "--plain", "--timeout", "60"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(service_image(&svc), (v1.clone(), TAG.to_string()));
+
+    let o = berth(dir.path(), &["-s", STACK, "status", "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["services"][0]["image"].as_str(), v["services"][0]["image_ref"].as_str()), (Some(TAG), Some(&*v1)));
+    let o = berth(dir.path(), &["-s", STACK, "ps"], &[]);
+    let short = &v1["sha256:".len().."sha256:".len() + 12];
+    let ps = String::from_utf8_lossy(&o.stdout);
+    assert!(ps.contains(&format!("{TAG} (id {short})")), "{ps}");
+
+    let o = berth(dir.path(), &["-s", STACK, "deploy", "--plain"], &[]);
+    assert!(stderr(&o).contains("is up to date"), "{}", stderr(&o));
+    let o = berth(dir.path(), &["-s", STACK, "plan"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("No changes"), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // "Rebuild": the tag now names another image.
+    assert!(stack::docker(&["tag", images::V2, TAG]).0);
+    let o = berth(dir.path(), &["-s", STACK, "deploy", "--plain", "--timeout", "60"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("release 2 is live"), "{}", stderr(&o));
+    assert_eq!(service_image(&svc), (v2.clone(), TAG.to_string()));
+
+    let o = berth(dir.path(), &["-s", STACK, "releases"], &[]);
+    let list = String::from_utf8_lossy(&o.stdout);
+    assert!(list.contains(&format!("{TAG} (id {short})")), "{list}");
+
+    // The tag still names v2: the rollback runs release 1's exact image.
+    let o = berth(dir.path(), &["-s", STACK, "rollback", "--timeout", "60"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(service_image(&svc), (v1, TAG.to_string()));
+}

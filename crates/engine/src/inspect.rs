@@ -8,6 +8,7 @@
 
 use crate::{Engine, EngineError};
 use berth_plan::desired::LABEL_NAMESPACE;
+use berth_plan::image_pin;
 use bollard::models::{Service, Task, TaskState};
 use bollard::query_parameters::{InspectContainerOptions, ListNodesOptions, ListServicesOptions, ListTasksOptions};
 use serde::Serialize;
@@ -38,8 +39,11 @@ pub struct ServiceStatus {
     pub full_name: String,
     /// `replicated`, `global`, `replicated-job` or `global-job`.
     pub mode: String,
-    /// The image the spec names (digest pin removed).
+    /// The image the file named (`name:tag`: berth's pin by ID or digest removed, see `image_ref`).
     pub image: String,
+    /// The image exactly as the spec names it: `name:tag@sha256:<digest>`, `sha256:<image ID>`, or
+    /// the tag when it is not pinned.
+    pub image_ref: String,
     /// Tasks in state `running` that should be running.
     pub running: u64,
     /// Tasks that should be running (replicated: `Replicas`; global: one per eligible node).
@@ -99,7 +103,8 @@ pub struct TaskInfo {
     pub since: Option<String>,
     /// Seconds since then (by this machine's clock).
     pub age_seconds: Option<u64>,
-    /// The image the task runs.
+    /// The image the task runs, as people read it: `name:tag`, with the first 12 hex digits of its
+    /// ID or digest when pinned (`app:v1 (id 3f2a9c1b7d4e)`).
     pub image: Option<String>,
 }
 
@@ -154,11 +159,6 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
 
 pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// `image@sha256:...` → `image`.
-pub(crate) fn strip_digest(image: &str) -> String {
-    image.split('@').next().unwrap_or(image).to_string()
 }
 
 /// The short name of a service of `stack`.
@@ -352,6 +352,7 @@ impl Engine {
             let full = service_name(s);
             let name = short_name(stack, &full);
             let spec = s.spec.as_ref();
+            let container = spec.and_then(|s| s.task_template.as_ref()).and_then(|t| t.container_spec.as_ref());
             let mine: Vec<&TaskInfo> = tasks.iter().filter(|t| t.service == name).collect();
             let current: Vec<&&TaskInfo> = mine.iter().filter(|t| t.desired_state == "running").collect();
             let running: Vec<&&&TaskInfo> = current.iter().filter(|t| t.state == "running").collect();
@@ -387,12 +388,10 @@ impl Engine {
                 name,
                 full_name: full,
                 mode: mode.into(),
-                image: spec
-                    .and_then(|s| s.task_template.as_ref())
-                    .and_then(|t| t.container_spec.as_ref())
-                    .and_then(|c| c.image.as_deref())
-                    .map(strip_digest)
+                image: container
+                    .and_then(|c| Some(image_pin::unpinned(c.image.as_deref()?, c.labels.as_ref())))
                     .unwrap_or_default(),
+                image_ref: container.and_then(|c| c.image.clone()).unwrap_or_default(),
                 running: running.len() as u64,
                 desired,
                 health: health_summary(&healths, has_healthcheck_in_spec(s)),
@@ -439,8 +438,7 @@ fn task_info(service: String, t: &Task, node: Option<String>, health: Option<Str
             .spec
             .as_ref()
             .and_then(|s| s.container_spec.as_ref())
-            .and_then(|c| c.image.as_deref())
-            .map(strip_digest),
+            .and_then(|c| Some(image_pin::display(c.image.as_deref()?, c.labels.as_ref()))),
     }
 }
 
@@ -513,8 +511,7 @@ mod tests {
     }
 
     #[test]
-    fn strip_digest_and_short_name() {
-        assert_eq!(strip_digest("nginx:1@sha256:abc"), "nginx:1");
+    fn short_names() {
         assert_eq!(short_name("app", "app_web"), "web");
         assert_eq!(short_name("app", "other"), "other");
     }

@@ -6,6 +6,9 @@
 
 mod observe;
 
+// Image pinning (issue #4): services run the exact image their tag names at deploy time.
+mod image_pin;
+
 // E2: one-off runs and operator commands.
 mod inspect;
 mod logs;

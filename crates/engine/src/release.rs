@@ -51,7 +51,8 @@ pub struct ReleaseRecord {
     pub created: String,
     /// The desired state (no secret data).
     pub desired: Desired,
-    /// Image of each service (full service name → image reference).
+    /// Image of each service (full service name → image as people read it: `name:tag`, with the
+    /// first 12 hex digits of the ID or digest it is pinned to; the exact reference is in `desired`).
     #[serde(default)]
     pub images: BTreeMap<String, String>,
     /// The stack files it was deployed from.
@@ -234,11 +235,12 @@ impl Engine {
             .services
             .iter()
             .map(|(name, s)| {
+                // As people read it; the exact (pinned) reference is in `desired`.
                 let img = s
                     .task_template
                     .as_ref()
                     .and_then(|t| t.container_spec.as_ref())
-                    .and_then(|c| c.image.clone())
+                    .and_then(|c| Some(berth_plan::image_pin::display(c.image.as_deref()?, c.labels.as_ref())))
                     .unwrap_or_default();
                 (name.clone(), img)
             })

@@ -9,6 +9,7 @@ pub mod convert;
 pub mod desired;
 pub mod diff;
 pub mod edge;
+pub mod image_pin;
 pub mod observed;
 pub mod pin;
 pub mod plan;

@@ -375,16 +375,19 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Plan 
             continue;
         }
         let adopting = owner == Owner::Berth || opts.adopt;
+        // A stack berth does not own is compared with the image the file names, not berth's pin
+        // of it (`docker stack deploy` pins differently, or not at all): the pin alone is no change.
+        let compared = if adopting { std::borrow::Cow::Borrowed(spec) } else { std::borrow::Cow::Owned(unpin(spec)) };
         let ctx = CanonContext {
             network_names: network_names.clone(),
-            strip_image_digest: !image_of(spec).contains('@'),
+            strip_image_digest: !image_of(&compared).contains('@'),
             ignore_owner_label: !adopting,
         };
         let mut changes = Vec::new();
         diff_values(
             "",
             &canonical_service_spec(&ospec, &ctx),
-            &canonical_service_spec(spec, &CanonContext { strip_image_digest: false, ..ctx.clone() }),
+            &canonical_service_spec(&compared, &CanonContext { strip_image_digest: false, ..ctx.clone() }),
             &mut changes,
         );
         if changes.is_empty() {
@@ -548,6 +551,20 @@ fn prune(
 fn kept_note(kind: &str, name: &str, users: &BTreeSet<String>) -> String {
     let users: Vec<&str> = users.iter().map(String::as_str).collect();
     format!("note: {kind} {name} is no longer in the file but is still used by {}; not removed", users.join(", "))
+}
+
+/// `spec` with its image as the file named it ([`crate::image_pin::unpinned`]), the pin's label removed.
+fn unpin(spec: &ServiceSpec) -> ServiceSpec {
+    let mut spec = spec.clone();
+    if let Some(cs) = spec.task_template.as_mut().and_then(|t| t.container_spec.as_mut())
+        && let Some(image) = cs.image.clone()
+    {
+        cs.image = Some(crate::image_pin::unpinned(&image, cs.labels.as_ref()));
+        if let Some(l) = cs.labels.as_mut() {
+            l.remove(crate::image_pin::LABEL_IMAGE);
+        }
+    }
+    spec
 }
 
 fn image_of(spec: &ServiceSpec) -> &str {

@@ -160,7 +160,7 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
             }
         }
     }
-    let desired = match super::desired(&loaded, &stack_spec, &name, !target.is_local()) {
+    let mut desired = match super::desired(&loaded, &stack_spec, &name, !target.is_local()) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -241,6 +241,11 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
                 return super::engine_fail(e);
             }
         }
+    }
+    // Every service runs exactly the image its tag names now (by repo digest, or by ID for an image
+    // that exists only here): no registry round trip per task, and a release names its images.
+    if let Err(e) = rt.block_on(engine.pin_images(&mut desired)) {
+        return super::engine_fail(e);
     }
     let urls = berth_plan::edge::urls(&loaded.stack);
     let opts = DeployOptions {

@@ -202,7 +202,7 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
         Err(code) => return code,
     };
     let multi_node = target(args, &loaded).is_ok_and(|t| !t.is_local());
-    let desired = match desired(&loaded, &stack_spec, &name, multi_node) {
+    let mut desired = match desired(&loaded, &stack_spec, &name, multi_node) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -214,7 +214,8 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
             Ok(o) => o,
             Err(e) => return fail(exit::INVALID, format!("cannot read observed state {}: {e}", path.display()), None),
         },
-        None => match target(args, &loaded).and_then(|t| observe(&name, &t)) {
+        // Live: images pinned as `berth deploy` pins them (docs/images.md, "Pinning").
+        None => match target(args, &loaded).and_then(|t| observe(&name, &t, Some(&mut desired))) {
             Ok(o) => o,
             Err(code) => return code,
         },
@@ -337,8 +338,13 @@ pub(crate) fn target_of(args: &StackArgs) -> Result<berth_engine::Target, u8> {
     target(args, &loaded)
 }
 
-/// Observes the stack on the target's engine.
-pub(crate) fn observe(stack: &str, target: &berth_engine::Target) -> Result<berth_plan::Observed, u8> {
+/// Observes the stack on the target's engine; with `pin`, also pins that desired state's images
+/// to what the engine has (as `berth deploy` does).
+pub(crate) fn observe(
+    stack: &str,
+    target: &berth_engine::Target,
+    pin: Option<&mut berth_plan::Desired>,
+) -> Result<berth_plan::Observed, u8> {
     let rt =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| fail(exit::FAILED, e, None))?;
     rt.block_on(async {
@@ -346,6 +352,9 @@ pub(crate) fn observe(stack: &str, target: &berth_engine::Target) -> Result<bert
             let hint = e.hint();
             fail(exit::ENGINE, e, hint)
         })?;
+        if let Some(desired) = pin {
+            engine.pin_images(desired).await.map_err(engine_fail)?;
+        }
         engine.observe(stack).await.map_err(|e| {
             let hint = e.hint();
             fail(exit::ENGINE, e, hint)
