@@ -230,9 +230,9 @@ impl<'a> Tpl<'a> {
                 "Description": "sha256 prefix of the berth binary in the discovery bucket (agent/berth)",
             }),
         );
-        if self.input.aws.hosted_zone.is_some() {
+        if self.dns() {
             self.condition("HasHostedZone", json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "HostedZoneId"}, ""]}]}));
-        } else {
+        } else if self.input.aws.hosted_zone.is_none() {
             // The CLI always passes the parameter; without `hosted_zone` it must stay empty.
             self.rules.insert(
                 "NoHostedZone".into(),
@@ -262,6 +262,9 @@ impl<'a> Tpl<'a> {
             "ECR registry of the stack's repositories",
         );
         self.output("InstanceRole", att("InstanceRole", "Arn"), "IAM role of the instances");
+        if self.input.aws.hosted_zone.is_some() {
+            self.output("HostedZoneId", r("HostedZoneId"), "Route53 hosted zone of the domains");
+        }
         if self.cluster() {
             self.output("ManagerGroup", r("ManagerGroup"), "Auto-scaling group of the swarm managers");
             self.output("WorkerGroup", r("WorkerGroup"), "Auto-scaling group of the swarm workers");

@@ -74,6 +74,14 @@ fn variants() -> Vec<Variant> {
             repositories: strings(&["backend", "frontend"]),
             public_key: Some(PUBLIC_KEY.into()),
         },
+        // A hosted zone but no domains yet: nothing uses the zone but the output.
+        Variant {
+            name: "single_zone_without_domains",
+            aws: AwsTarget { hosted_zone: Some("example.com".into()), ..aws(AwsMode::Single) },
+            domains: vec![],
+            repositories: vec![],
+            public_key: None,
+        },
         Variant {
             name: "cluster_bare",
             aws: aws(AwsMode::Cluster),
@@ -363,6 +371,17 @@ fn user_data_follows_the_contract() {
     ));
     assert!(single.contains("Restart=always"));
     assert!(!single.contains("AgentVersion"), "single mode: a new agent must not replace the host");
+    // Single mode: no auto-scaling or Route53 rights (CloudFormation keeps its records).
+    for (name, t) in &ts {
+        let actions: Vec<String> =
+            statements(t).iter().flat_map(|(_, s)| list(&s["Action"]).into_iter().map(|a| a.to_string())).collect();
+        let cluster_only = actions.iter().filter(|a| a.contains("autoscaling:") || a.contains("route53:")).count();
+        match *name {
+            "cluster_full" => assert_eq!(cluster_only, 7, "{name}: {actions:?}"),
+            "cluster_bare" => assert_eq!(cluster_only, 5, "{name}: {actions:?}"),
+            _ => assert_eq!(cluster_only, 0, "{name}: {actions:?}"),
+        }
+    }
     let manager = user_data(&ts["cluster_full"], "ManagerLaunchTemplate");
     assert!(manager.contains("--role manager --region ${AWS::Region} --cfn-stack ${AWS::StackName} --group ${AWS::StackName}-managers${DnsFlags}"), "{manager}");
     assert!(manager.contains(" --hosted-zone-id ${HostedZoneId} --domains example.com,api.example.com"), "{manager}");
