@@ -7,6 +7,7 @@
 #   bench/edge.sh            # DUR=8 seconds per wrk run
 #   DUR=15 bench/edge.sh
 #   NO_BUILD=1 bench/edge.sh # skip the cargo build (binaries already in target/release/examples)
+#   CASES='proxied.*http,' QUICK=1 bench/edge.sh   # only the wrk rows matching the regex; QUICK: no handshakes/10k
 #
 # Needs root for apt-get when nginx/haproxy/wrk are missing. Only loopback addresses are used.
 set -euo pipefail
@@ -167,6 +168,7 @@ for proto in http https; do
     for kind in proxied static; do
         for c in 64 256; do
             row="$kind GET, $proto, $c conns"
+            [[ $row =~ ${CASES:-.} ]] || continue
             rows+=("$row")
             for s in "${servers[@]}"; do
                 if [[ $proto == http ]]; then base="http://127.0.0.1:${HTTP[$s]}"; else base="https://localhost:${HTTPS[$s]}"; fi
@@ -179,6 +181,7 @@ for proto in http https; do
 done
 
 for s in "${servers[@]}"; do
+    [[ -n ${QUICK:-} ]] && break
     echo "handshakes $s" >&2
     R[$s,hs]=$("$HS" "127.0.0.1:${HTTPS[$s]}" localhost "$HS_SECS" 2 | awk '{print $1}')
 done
@@ -209,6 +212,7 @@ async def main():
 asyncio.run(main())
 EOF
 for s in "${servers[@]}"; do
+    [[ -n ${QUICK:-} ]] && break
     echo "10k connections $s" >&2
     python3 "$W/hold.py" "${HTTP[$s]}" "$CONNS_10K" "${PID[$s]}" >"$W/hold.$s" &
     hp=$!

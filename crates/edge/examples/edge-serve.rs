@@ -2,7 +2,7 @@
 //! What `berth edge serve CONFIG --backend ...` runs, without the CLI's other dependencies (quick to build for
 //! `bench/edge.sh`).
 //! `EDGE_BACKENDS=svc=127.0.0.1:8080,svc2=...` replaces `tasks.<svc>` DNS with fixed addresses;
-//! `EDGE_THREADS=N` sets the worker threads (default: one per core).
+//! `EDGE_THREADS=N` sets the worker threads (default: one per core; see `berth_edge::workers`).
 
 use std::sync::Arc;
 
@@ -34,11 +34,9 @@ fn main() {
         }
         opts.resolver = Arc::new(r);
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if threads > 0 {
-        rt.worker_threads(threads);
-    }
-    let rt = rt.enable_all().build().expect("tokio runtime");
+    opts.workers = threads;
+    // Like `berth edge serve`: a runtime for discovery, health checks and reloads; connections run on the workers.
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     if let Err(e) = rt.block_on(berth_edge::serve(std::path::Path::new(&path), opts)) {
         eprintln!("edge: {e}");
         std::process::exit(1);

@@ -20,6 +20,9 @@ use crate::resolver::Resolver;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_IDLE_PER_BACKEND: usize = 256;
+/// Idle connections are pooled per worker thread (see [`crate::workers`]): a connection's task runs on the worker that
+/// opened it, so reusing it there keeps a request on one thread, and pool locks are never contended.
+const POOL_SLOTS: usize = 8;
 
 /// One task (address) of a service.
 #[derive(Debug)]
@@ -29,7 +32,7 @@ pub struct Backend {
     healthy: AtomicBool,
     draining: AtomicBool,
     inflight: AtomicUsize,
-    idle: Mutex<Vec<SendRequest<ReqBody>>>,
+    idle: [Mutex<Vec<SendRequest<ReqBody>>>; POOL_SLOTS],
 }
 
 /// Counts a request as in flight on a backend until dropped (held by the response body).
@@ -56,7 +59,7 @@ impl Backend {
             healthy: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
-            idle: Mutex::new(Vec::new()),
+            idle: Default::default(),
         }
     }
 
@@ -83,7 +86,7 @@ impl Backend {
     /// An idle pooled connection, or a new one. `bool` tells whether it was reused.
     pub(crate) async fn checkout(&self) -> std::io::Result<(SendRequest<ReqBody>, bool)> {
         loop {
-            let Some(mut s) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() else { break };
+            let Some(mut s) = self.pool().lock().unwrap_or_else(|e| e.into_inner()).pop() else { break };
             if s.is_ready() {
                 return Ok((s, true));
             }
@@ -114,7 +117,7 @@ impl Backend {
         if sender.is_closed() || self.draining.load(Ordering::Acquire) {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.pool().lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE_PER_BACKEND {
             idle.push(sender);
         }
@@ -122,7 +125,14 @@ impl Backend {
 
     fn drain(&self) {
         self.draining.store(true, Ordering::Release);
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        for slot in &self.idle {
+            slot.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
+    /// This thread's pool of idle connections.
+    fn pool(&self) -> &Mutex<Vec<SendRequest<ReqBody>>> {
+        &self.idle[crate::workers::current() % POOL_SLOTS]
     }
 }
 

@@ -9,10 +9,12 @@ pub mod backends;
 pub mod config;
 pub mod handover;
 pub mod metrics;
+mod park;
 pub mod proxy;
 pub mod resolver;
 pub mod statics;
 pub mod tls;
+pub mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -97,11 +99,14 @@ pub struct EdgeOptions {
     pub resolver: Arc<dyn Resolver>,
     /// Access-log sink ([`StdoutLog`] by default); used when the config's `access_log` is true.
     pub access_log: Arc<dyn AccessLog>,
+    /// Worker threads serving connections, each with its own single-threaded runtime (see [`workers`]). 0: connections
+    /// run on the caller's runtime ([`start`]'s default); [`serve`] makes 0 one worker per core.
+    pub workers: usize,
 }
 
 impl Default for EdgeOptions {
     fn default() -> Self {
-        EdgeOptions { resolver: Arc::new(DnsResolver), access_log: Arc::new(StdoutLog) }
+        EdgeOptions { resolver: Arc::new(DnsResolver), access_log: Arc::new(StdoutLog), workers: 0 }
     }
 }
 
@@ -159,7 +164,7 @@ impl Table {
             entries.push(Entry {
                 host: s.host.clone(),
                 prefix,
-                target: Target::Static(StaticMount { root: s.root.clone(), spa: s.spa }),
+                target: Target::Static(StaticMount::new(s.root.clone(), s.spa)),
             });
         }
         // Entries naming the request's host are tried before host-less ones; within each group the longest
@@ -245,6 +250,8 @@ pub struct EdgeHandle {
     pub admin_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
+    /// The worker threads, when `EdgeOptions::workers` asked for them (stopped when the handle is dropped).
+    _workers: Option<workers::Workers>,
 }
 
 impl EdgeHandle {
@@ -445,19 +452,45 @@ pub async fn start_with(
         phase: tokio::sync::watch::Sender::new(0),
     });
     let limits = Arc::new(cfg.limits.clone());
+    let workers = match shared.opts.workers {
+        0 => None,
+        n => Some(
+            workers::Workers::start(n).map_err(|source| EdgeError::Bind { addr: "worker threads".into(), source })?,
+        ),
+    };
     let mut tasks = Vec::new();
-    for l in http_l {
-        tasks.push(tokio::spawn(accept_loop(l, shared.clone(), None, limits.clone())));
-    }
-    if let Some(acc) = acceptor {
-        for l in https_l {
-            tasks.push(tokio::spawn(accept_loop(l, shared.clone(), Some(acc.clone()), limits.clone())));
+    let listeners = http_l
+        .into_iter()
+        .map(|l| (l, None))
+        .chain(https_l.into_iter().filter_map(|l| Some((l, Some(acceptor.clone()?)))));
+    for (l, acc) in listeners {
+        match &workers {
+            None => tasks.push(tokio::spawn(accept_loop(l, shared.clone(), acc, limits.clone()))),
+            // Every worker accepts on its own descriptor of the same socket.
+            Some(w) => {
+                let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                let bind_err = |source| EdgeError::Bind { addr: addr.clone(), source };
+                let std_l = l.into_std().map_err(bind_err)?;
+                let mut dups = Vec::new();
+                for _ in 0..shared.opts.workers {
+                    dups.push(std_l.try_clone().map_err(bind_err)?);
+                }
+                tasks.extend(w.spawn_each(|_| {
+                    let (shared, acc, limits) = (shared.clone(), acc.clone(), limits.clone());
+                    let fd = dups.pop();
+                    async move {
+                        if let Some(l) = fd.and_then(|fd| TcpListener::from_std(fd).ok()) {
+                            accept_loop(l, shared, acc, limits).await;
+                        }
+                    }
+                }));
+            }
         }
     }
     if let Some(l) = admin_l {
         tasks.push(tokio::spawn(admin_loop(l, shared.clone())));
     }
-    Ok(EdgeHandle { http_addr, https_addr, admin_addr, shared, tasks })
+    Ok(EdgeHandle { http_addr, https_addr, admin_addr, shared, tasks, _workers: workers })
 }
 
 /// Runs the edge from a config file until SIGINT/SIGTERM, re-reading the file when it changes (polled every
@@ -469,7 +502,14 @@ pub async fn serve(config_path: &Path, opts: EdgeOptions) -> Result<(), EdgeErro
 
 /// [`serve`]; with `listen_from`, the listeners come from `berth edge listen`'s unix socket (retried until it
 /// answers), and SIGTERM drains (stop accepting, finish open requests within `drain_ms`) instead of closing.
-pub async fn serve_with(config_path: &Path, opts: EdgeOptions, listen_from: Option<&Path>) -> Result<(), EdgeError> {
+pub async fn serve_with(
+    config_path: &Path,
+    mut opts: EdgeOptions,
+    listen_from: Option<&Path>,
+) -> Result<(), EdgeError> {
+    if opts.workers == 0 {
+        opts.workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    }
     let cfg = EdgeConfig::load(config_path)?;
     let log = opts.access_log.clone();
     let from = match listen_from {
@@ -687,7 +727,7 @@ where
 }
 
 async fn serve_plain(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, builders: &Builders) {
-    drive_h1(stream, peer, None, shared, builders).await;
+    park::serve(stream, peer, shared, builders).await;
 }
 
 async fn serve_tls(
@@ -739,9 +779,17 @@ fn request_id(shared: &Shared, req: &Request<Incoming>) -> HeaderValue {
     {
         return v.clone();
     }
+    // `{seed:016x}{n:08x}` without the formatting machinery.
     let n = shared.ids.fetch_add(1, Ordering::Relaxed);
-    let id = format!("{:016x}{:08x}", shared.id_seed, n);
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let mut id = [0u8; 24];
+    let hex = |v: u64, out: &mut [u8]| {
+        for (i, b) in out.iter_mut().rev().enumerate() {
+            *b = b"0123456789abcdef"[((v >> (4 * i)) & 0xf) as usize];
+        }
+    };
+    hex(shared.id_seed, &mut id[..16]);
+    hex(n & 0xffff_ffff, &mut id[16..]);
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 async fn handle(
@@ -848,11 +896,11 @@ async fn route(
         }
         return r;
     }
-    let path = req.uri().path().to_owned();
-    let Some(entry) = table.lookup(host, &path) else { return plain(StatusCode::NOT_FOUND, "no route\n") };
+    let Some(entry) = table.lookup(host, req.uri().path()) else { return plain(StatusCode::NOT_FOUND, "no route\n") };
     match &entry.target {
         Target::Static(m) => {
-            let rest = if entry.prefix == "/" { &path[..] } else { &path[entry.prefix.len()..] };
+            let path = req.uri().path();
+            let rest = if entry.prefix == "/" { path } else { &path[entry.prefix.len()..] };
             statics::serve(req.method(), req.headers(), m, rest)
         }
         Target::Proxy(r) => {

@@ -32,11 +32,11 @@ impl Metrics {
     pub fn observe(&self, status: u16, elapsed: Duration) {
         let class = (status / 100).min(5) as usize;
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        // One counter per request (the first bucket that holds it; `render` sums them up): fewer shared cache
+        // lines written on the hot path.
         let s = elapsed.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if s <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.duration_sum_us.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
@@ -50,8 +50,10 @@ impl Metrics {
             let _ = writeln!(out, "berth_edge_requests_total{{code=\"{i}xx\"}} {}", g(c));
         }
         out.push_str("# TYPE berth_edge_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
         for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "berth_edge_request_duration_seconds_bucket{{le=\"{b}\"}} {}", g(&self.buckets[i]));
+            cumulative += g(&self.buckets[i]);
+            let _ = writeln!(out, "berth_edge_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}");
         }
         let count: u64 = self.by_class.iter().map(g).sum();
         let _ = writeln!(out, "berth_edge_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");

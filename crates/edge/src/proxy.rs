@@ -163,9 +163,14 @@ pub async fn forward(
     let upgrade = upgrade_protocol(&req);
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
 
-    // Upstream URI: origin-form path (prefix stripped when asked) and query.
+    // Upstream URI: origin-form path (prefix stripped when asked) and query. An origin-form request URI is
+    // reused as it is (no copy).
+    let strip = route.strip_prefix && route.prefix != "/";
+    let reuse_uri = !strip && req.uri().scheme().is_none() && req.uri().authority().is_none();
     let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let pq = if route.strip_prefix && route.prefix != "/" {
+    let pq = if reuse_uri {
+        String::new()
+    } else if strip {
         let rest = &pq[route.prefix.len().min(pq.len())..];
         if rest.is_empty() || rest.starts_with('?') { format!("/{rest}") } else { rest.to_owned() }
     } else {
@@ -183,13 +188,14 @@ pub async fn forward(
         headers.insert("x-forwarded-for", v);
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static(client.proto));
-    let host_value = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned))
-        .unwrap_or_else(|| client.host.clone());
-    if let Ok(v) = HeaderValue::from_str(&host_value) {
+    let host_value = match parts.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => match headers.get(header::HOST) {
+            Some(h) if h.to_str().is_ok() => Some(h.clone()),
+            _ => HeaderValue::from_str(&client.host).ok(),
+        },
+    };
+    if let Some(v) = host_value {
         headers.insert(header::HOST, v.clone());
         headers.insert("x-forwarded-host", v);
     }
@@ -198,9 +204,13 @@ pub async fn forward(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, proto.clone());
     }
-    let uri: http::Uri = match pq.parse() {
-        Ok(u) => u,
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
+    let uri: http::Uri = if reuse_uri {
+        parts.uri
+    } else {
+        match pq.parse() {
+            Ok(u) => u,
+            Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
+        }
     };
     let method = parts.method;
 

@@ -3,6 +3,8 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -25,6 +27,225 @@ pub struct StaticMount {
     pub root: PathBuf,
     /// Serve `index.html` for unknown paths.
     pub spa: bool,
+    /// Small files already served, with their response headers (see [`FileCache`]).
+    cache: FileCache,
+}
+
+impl StaticMount {
+    /// A mount of `root` (with the single-page-app fallback when `spa`).
+    pub fn new(root: PathBuf, spa: bool) -> StaticMount {
+        StaticMount { root, spa, cache: FileCache::default() }
+    }
+}
+
+/// Files up to this size are kept in memory once served.
+const CACHE_FILE_MAX: u64 = 256 * 1024;
+/// Bytes of file data (plus compressed forms) the cache of one mount holds at most; when full it starts over.
+const CACHE_BUDGET: usize = 32 * 1024 * 1024;
+
+/// Identity of a file's content: device, inode, size and modification time (what nginx's open file cache
+/// checks). A cached entry is used only while `stat` of the request's path still gives the same identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+impl FileId {
+    fn of(md: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: md.dev(),
+            ino: md.ino(),
+            len: md.len(),
+            mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
+        }
+    }
+}
+
+/// One representation of a cached file: body and the headers that differ between representations.
+#[derive(Debug)]
+struct Repr {
+    body: Bytes,
+    etag: HeaderValue,
+    len: HeaderValue,
+}
+
+/// A file served before: its bytes, precomputed headers, and compressed forms made on first use.
+#[derive(Debug)]
+struct Cached {
+    id: FileId,
+    /// `root` joined with the request's segments, not canonicalized: `stat` of it revalidates the entry (a
+    /// replaced file, a symlink pointing elsewhere or a swapped root all change the identity).
+    probe: PathBuf,
+    /// The file's canonical path (for precompressed siblings).
+    real: PathBuf,
+    ct: HeaderValue,
+    cache_control: HeaderValue,
+    compress: bool,
+    last_modified: HeaderValue,
+    mtime: SystemTime,
+    identity: Repr,
+    gzip: std::sync::OnceLock<Option<Repr>>,
+    br: std::sync::OnceLock<Option<Repr>>,
+}
+
+/// The cache of small files of one mount, keyed by the request path after the mount prefix.
+#[derive(Debug, Default)]
+struct FileCache {
+    map: std::sync::RwLock<std::collections::HashMap<Box<str>, Arc<Cached>>>,
+    bytes: std::sync::atomic::AtomicUsize,
+}
+
+impl FileCache {
+    fn get(&self, rest: &str) -> Option<Arc<Cached>> {
+        let e = self.map.read().unwrap_or_else(|e| e.into_inner()).get(rest).cloned()?;
+        match std::fs::metadata(&e.probe) {
+            Ok(md) if md.is_file() && FileId::of(&md) == e.id => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Reads `real` (the located file for `segments`) into the cache when it is small and stable.
+    fn fill(
+        &self,
+        rest: &str,
+        root: &Path,
+        segments: &[String],
+        real: &Path,
+        cache_control: &'static str,
+    ) -> Option<Arc<Cached>> {
+        let mut probe = root.to_path_buf();
+        for s in segments {
+            probe.push(s);
+        }
+        let pmd = std::fs::metadata(&probe).ok()?;
+        if !pmd.is_file() || pmd.len() > CACHE_FILE_MAX {
+            return None;
+        }
+        let id = FileId::of(&pmd);
+        let mut f = std::fs::File::open(real).ok()?;
+        if FileId::of(&f.metadata().ok()?) != id {
+            return None;
+        }
+        let mut data = Vec::with_capacity(id.len as usize);
+        f.read_to_end(&mut data).ok()?;
+        let md = f.metadata().ok()?;
+        if FileId::of(&md) != id || data.len() as u64 != id.len {
+            return None; // changed while reading
+        }
+        let mtime = md.modified().ok()?;
+        let ct = content_type(real);
+        let entry = Arc::new(Cached {
+            id,
+            probe,
+            real: real.to_path_buf(),
+            ct: HeaderValue::from_static(ct),
+            cache_control: HeaderValue::from_static(cache_control),
+            compress: compressible(ct),
+            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(mtime)).ok()?,
+            mtime,
+            identity: Repr {
+                etag: HeaderValue::from_str(&etag_for(&md, Enc::Identity)).ok()?,
+                len: HeaderValue::from(data.len()),
+                body: Bytes::from(data),
+            },
+            gzip: Default::default(),
+            br: Default::default(),
+        });
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let size = entry.identity.body.len() + rest.len();
+        if self.bytes.fetch_add(size, Ordering::Relaxed) + size > CACHE_BUDGET {
+            map.clear();
+            self.bytes.store(size, Ordering::Relaxed);
+        }
+        map.insert(rest.into(), entry.clone());
+        Some(entry)
+    }
+}
+
+/// Answers a GET/HEAD from a cached entry, or `None` when the request needs the general path (a range, or an
+/// encoding the client accepts that a precompressed sibling on disk would provide).
+fn serve_cached(e: &Cached, method: &Method, headers: &HeaderMap) -> Option<Response<RespBody>> {
+    if headers.contains_key(header::RANGE) {
+        return None;
+    }
+    let mut repr = &e.identity;
+    let mut enc = Enc::Identity;
+    if e.compress {
+        for (cand, ext) in [(Enc::Br, "br"), (Enc::Gzip, "gz")] {
+            if accepts(headers, cand.token()) {
+                let mut sib = e.real.clone().into_os_string();
+                sib.push(".");
+                sib.push(ext);
+                if std::fs::metadata(&sib).is_ok_and(|m| m.is_file()) {
+                    return None;
+                }
+            }
+        }
+        if (COMPRESS_MIN..=COMPRESS_MAX).contains(&e.id.len) {
+            let cell = if accepts(headers, "br") {
+                Some((&e.br, Enc::Br))
+            } else if accepts(headers, "gzip") {
+                Some((&e.gzip, Enc::Gzip))
+            } else {
+                None
+            };
+            if let Some((cell, which)) = cell {
+                let r = cell.get_or_init(|| {
+                    let z = compress_bytes(&e.identity.body, which)?;
+                    let etag = e.identity.etag.to_str().ok()?.trim_end_matches('"').to_owned()
+                        + if which == Enc::Br { "-br\"" } else { "-gz\"" };
+                    Some(Repr {
+                        etag: HeaderValue::from_str(&etag).ok()?,
+                        len: HeaderValue::from(z.len()),
+                        body: Bytes::from(z),
+                    })
+                });
+                repr = r.as_ref()?;
+                enc = which;
+            }
+        }
+    }
+    let mut r = Response::new(empty());
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, e.ct.clone());
+    h.insert(header::ETAG, repr.etag.clone());
+    h.insert(header::CACHE_CONTROL, e.cache_control.clone());
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::LAST_MODIFIED, e.last_modified.clone());
+    if e.compress {
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    let not_modified = match headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(inm) => etag_matches(inm, repr.etag.to_str().unwrap_or("")),
+        None => headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ims| modified_not_after(e.mtime, ims)),
+    };
+    if not_modified {
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return Some(r);
+    }
+    if enc != Enc::Identity {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc.token()));
+    }
+    h.insert(header::CONTENT_LENGTH, repr.len.clone());
+    if method != Method::HEAD {
+        *r.body_mut() = full(repr.body.clone());
+    }
+    Some(r)
+}
+
+/// `If-Modified-Since`: whether the file was not modified after the given date (second precision).
+fn modified_not_after(mtime: SystemTime, ims: &str) -> bool {
+    httpdate::parse_http_date(ims).is_ok_and(|since| {
+        mtime.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+            <= since.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    })
 }
 
 /// Percent-decodes `rest` (the path after the mount prefix) and returns its clean segments, or `None` when
@@ -185,6 +406,12 @@ pub fn serve(method: &Method, headers: &HeaderMap, mount: &StaticMount, rest: &s
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
+    let hit = mount.cache.get(rest);
+    if let Some(e) = &hit
+        && let Some(r) = serve_cached(e, method, headers)
+    {
+        return r;
+    }
     let Some(segments) = clean_segments(rest) else { return not_found() };
     let (path, md, fallback) = match locate(&mount.root, &segments) {
         Some((p, m)) => (p, m, false),
@@ -197,6 +424,13 @@ pub fn serve(method: &Method, headers: &HeaderMap, mount: &StaticMount, rest: &s
     let ct = content_type(&path);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let cache = if !fallback && is_hashed_name(name) { "public, max-age=31536000, immutable" } else { "no-cache" };
+    if !fallback
+        && hit.is_none()
+        && let Some(e) = mount.cache.fill(rest, &mount.root, &segments, &path, cache)
+        && let Some(r) = serve_cached(&e, method, headers)
+    {
+        return r;
+    }
     let compress = compressible(ct);
 
     // Pick the representation: precompressed sibling, on-the-fly compression, or the file itself.
@@ -253,10 +487,7 @@ pub fn serve(method: &Method, headers: &HeaderMap, mount: &StaticMount, rest: &s
     let not_modified = match headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         Some(inm) => etag_matches(inm, &tag),
         None => match (headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()), md.modified().ok()) {
-            (Some(ims), Some(mtime)) => httpdate::parse_http_date(ims).is_ok_and(|since| {
-                mtime.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-                    <= since.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-            }),
+            (Some(ims), Some(mtime)) => modified_not_after(mtime, ims),
             _ => false,
         },
     };

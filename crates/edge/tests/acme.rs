@@ -286,7 +286,7 @@ fn acme_config(
 
 async fn start_edge(cfg: EdgeConfig) -> Edge {
     let log = Arc::new(MemoryLog::default());
-    let opts = EdgeOptions { resolver: Arc::new(StaticResolver::new()), access_log: log.clone() };
+    let opts = EdgeOptions { resolver: Arc::new(StaticResolver::new()), access_log: log.clone(), workers: 0 };
     let handle = berth_edge::start(cfg, opts).await.unwrap();
     let https = handle.https_addr.unwrap();
     Edge { handle, log, https }
@@ -605,7 +605,7 @@ async fn replicas(slot: u16, b_http: u16, peer_port: u16, challenge: &str) {
                    "peers": {"listen": listen.to_string(), "service": "h1acme_edge", "token_file": token_file}}),
         );
         let log = Arc::new(MemoryLog::default());
-        let opts = EdgeOptions { resolver: Arc::new(resolver.clone()), access_log: log.clone() };
+        let opts = EdgeOptions { resolver: Arc::new(resolver.clone()), access_log: log.clone(), workers: 0 };
         async move {
             let handle = berth_edge::start(cfg, opts).await.unwrap();
             let https = handle.https_addr.unwrap();

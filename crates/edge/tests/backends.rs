@@ -179,6 +179,7 @@ async fn serve_reloads_when_config_file_changes() {
     let opts = berth_edge::EdgeOptions {
         resolver: std::sync::Arc::new(r),
         access_log: std::sync::Arc::new(berth_edge::metrics::MemoryLog::default()),
+        workers: 0,
     };
     let p2 = path.clone();
     let task = tokio::spawn(async move { berth_edge::serve(&p2, opts).await });

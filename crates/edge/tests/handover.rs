@@ -79,7 +79,8 @@ fn config(f: &Fixture, extra_domain: Option<&str>) -> EdgeConfig {
 async fn edge_from_socket(f: &Fixture) -> EdgeHandle {
     let p = f.socket.clone();
     let listeners = tokio::task::spawn_blocking(move || handover::receive(&p)).await.unwrap().unwrap();
-    let opts = EdgeOptions { resolver: Arc::new(f.resolver.clone()), access_log: Arc::new(MemoryLog::default()) };
+    let opts =
+        EdgeOptions { resolver: Arc::new(f.resolver.clone()), access_log: Arc::new(MemoryLog::default()), workers: 0 };
     let h = berth_edge::start_with(config(f, None), opts, Some(listeners)).await.unwrap();
     wait_for(|| h.metrics_text().contains("service=\"web\",state=\"healthy\"} 1")).await;
     h

@@ -158,3 +158,58 @@ async fn no_backend_gives_503_not_a_default() {
     assert_eq!(get(e.http(), "app.test", "/api", &[]).await.status, 503);
     assert_eq!(get(e.http(), "app.test", "/other", &[]).await.status, 404);
 }
+
+/// Reads one response (headers plus a `content-length` body) from a raw connection.
+async fn read_response(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> String {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let resp: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                return String::from_utf8_lossy(&resp).into_owned();
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed; got {:?}", String::from_utf8_lossy(buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_parked_and_keep_working() {
+    let (e, ..) = setup().await;
+    let mut s = tokio::net::TcpStream::connect(e.http()).await.unwrap();
+    let mut buf = Vec::new();
+    let req = |p: &str| format!("GET {p} HTTP/1.1\r\nHost: app.test\r\n\r\n");
+    s.write_all(req("/api/one").as_bytes()).await.unwrap();
+    assert!(read_response(&mut s, &mut buf).await.contains("api GET /api/one"));
+    // Idle long enough to be parked (hyper's state dropped), then two pipelined requests and a static answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.write_all((req("/api/two") + &req("/x/three")).as_bytes()).await.unwrap();
+    let two = read_response(&mut s, &mut buf).await;
+    let three = read_response(&mut s, &mut buf).await;
+    assert!(two.contains("api GET /api/two"), "{two}");
+    assert!(three.contains("front GET /x/three"), "{three}");
+    assert!(!two.to_ascii_lowercase().contains("connection: close"), "{two}");
+    // A request split across the parking boundary.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.write_all(b"GET /api/four HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    s.write_all(b"st: app.test\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut s, &mut buf).await.contains("api GET /api/four"));
+    // `Connection: close` is honoured: the answer, then the edge closes.
+    s.write_all(b"GET /api/five HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut s, &mut buf).await.contains("api GET /api/five"));
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty());
+    // HTTP/1.0 without keep-alive: answered and closed.
+    let t = raw(e.http(), b"GET /api/six HTTP/1.0\r\nHost: app.test\r\n\r\n").await;
+    assert!(t.contains("api GET /api/six"), "{t}");
+}

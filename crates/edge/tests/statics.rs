@@ -172,3 +172,38 @@ async fn static_mount_refuses_post_and_answers_head() {
     let r = request(a, "HEAD", "app.test", "/static/bin.dat", &[], bytes::Bytes::new()).await;
     assert_eq!((r.status, r.header("content-length").unwrap().as_str(), r.body.len()), (200, "256", 0));
 }
+
+#[tokio::test]
+async fn cached_files_follow_changes_on_disk() {
+    let s = site().await;
+    let a = s.e.http();
+    let root = s.outside.parent().unwrap().join("static");
+    let r = get(a, "app.test", "/static/plain.css", &[]).await;
+    assert_eq!(r.text(), "body{color:blue}");
+    let etag = r.header("etag").unwrap();
+    // Served from memory now; a rewrite (other size and mtime) is seen on the next request.
+    std::fs::write(root.join("plain.css"), "body{color:green;margin:0}").unwrap();
+    let r = get(a, "app.test", "/static/plain.css", &[]).await;
+    assert_eq!(r.text(), "body{color:green;margin:0}");
+    assert_ne!(r.header("etag").unwrap(), etag);
+    // A cached file replaced by a symlink that leaves the root: refused, not served from memory.
+    let r = get(a, "app.test", "/static/bin.dat", &[]).await;
+    assert_eq!(r.status, 200);
+    std::fs::remove_file(root.join("bin.dat")).unwrap();
+    std::os::unix::fs::symlink(&s.outside, root.join("bin.dat")).unwrap();
+    let r = get(a, "app.test", "/static/bin.dat", &[]).await;
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("SECRET"));
+    // Deleted: 404.
+    std::fs::remove_file(root.join("plain.css")).unwrap();
+    assert_eq!(get(a, "app.test", "/static/plain.css", &[]).await.status, 404);
+    // Cached compressed form and conditional request from memory.
+    let r = get(a, "app.test", "/static/big.txt", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(r.header("content-encoding").as_deref(), Some("gzip"));
+    let r2 = get(a, "app.test", "/static/big.txt", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(r2.body, r.body);
+    let tag = r2.header("etag").unwrap();
+    assert!(tag.ends_with("-gz\""), "{tag}");
+    let r3 = get(a, "app.test", "/static/big.txt", &[("accept-encoding", "gzip"), ("if-none-match", &tag)]).await;
+    assert_eq!(r3.status, 304);
+}

@@ -155,7 +155,8 @@ pub async fn edge(mut cfg: serde_json::Value, resolver: StaticResolver) -> TestE
     o.entry("discovery_interval_ms").or_insert(50.into());
     let cfg: EdgeConfig = EdgeConfig::from_json(&cfg.to_string(), std::path::Path::new("/test/edge.json")).unwrap();
     let log = Arc::new(MemoryLog::default());
-    let opts = EdgeOptions { resolver: Arc::new(resolver.clone()), access_log: log.clone() };
+    // Two worker threads, like `berth edge serve` on a 2-core machine (the other tests run on the test's runtime).
+    let opts = EdgeOptions { resolver: Arc::new(resolver.clone()), access_log: log.clone(), workers: 2 };
     let handle = berth_edge::start(cfg, opts).await.unwrap();
     TestEdge { handle, resolver, log }
 }
