@@ -130,7 +130,7 @@ async fn client(addr: SocketAddr, keep_alive: bool, stop: Arc<AtomicBool>, tally
                 break 'outer;
             }
             n += 1;
-            let path = if n % 2 == 0 { format!("/api/r{n}") } else { "/static/f.txt".to_owned() };
+            let path = if n.is_multiple_of(2) { format!("/api/r{n}") } else { "/static/f.txt".to_owned() };
             let mut req = hyper::Request::get(&path).header("host", "app.test");
             if !keep_alive {
                 req = req.header("connection", "close");
