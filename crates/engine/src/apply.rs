@@ -5,13 +5,13 @@
 //! observed version and, when Swarm answers "update out of sequence", re-reads the service and
 //! tries again.
 
+use crate::registry_auth::RegistryAuths;
 use crate::release::{LABEL_RELEASE, is_conflict, is_not_found, label};
 use crate::watch::Event;
 use crate::{Engine, EngineError};
 use berth_plan::convert::resolve_references;
 use berth_plan::desired::LABEL_OWNER;
 use berth_plan::{Action, Plan};
-use bollard::auth::DockerCredentials;
 use bollard::models::{SecretSpec, ServiceSpec};
 use bollard::query_parameters::{ListConfigsOptions, ListSecretsOptions, RemoveVolumeOptions, UpdateServiceOptions};
 use futures_util::StreamExt;
@@ -23,6 +23,9 @@ use std::time::Duration;
 pub struct ApplyOptions {
     /// Set `io.berth.release=<N>` on every service created or updated.
     pub release: Option<u64>,
+    /// Registry credentials sent with service creates and updates; `None`: the Docker CLI's
+    /// `config.json` of this user.
+    pub auths: Option<RegistryAuths>,
 }
 
 /// What an apply did.
@@ -61,6 +64,7 @@ impl Engine {
         on: &mut (dyn FnMut(Event) + Send),
     ) -> Result<ApplyStats, EngineError> {
         let d = self.docker();
+        let auths = opts.auths.clone().unwrap_or_else(|| RegistryAuths::load(None));
         let stack = plan.stack.as_str();
         let mut stats = ApplyStats::default();
         let mut ids: Option<IdMaps> = None;
@@ -79,7 +83,7 @@ impl Engine {
                 }
                 stats.writes += run as u64;
                 let results: Vec<Result<(), EngineError>> = futures_util::stream::iter(specs)
-                    .map(|(name, spec)| self.create_service(stack, name, spec))
+                    .map(|(name, spec)| self.create_service(stack, name, spec, &auths))
                     .buffer_unordered(CONCURRENT_CREATES)
                     .collect()
                     .await;
@@ -144,12 +148,12 @@ impl Engine {
                     on(step("create", "service", name));
                     let spec = self.prepare_service(spec, opts, &mut ids).await?;
                     stats.writes += 1;
-                    self.create_service(stack, name, spec).await?;
+                    self.create_service(stack, name, spec, &auths).await?;
                 }
                 Action::UpdateService { name, id, version, spec, .. } => {
                     on(step("update", "service", name));
                     let spec = self.prepare_service(spec, opts, &mut ids).await?;
-                    let creds = registry_credentials(image_of(&spec));
+                    let creds = auths.for_image(image_of(&spec));
                     let mut version = *version;
                     let mut attempt = 0;
                     loop {
@@ -202,9 +206,15 @@ impl Engine {
 
     /// Creates one service; a service of this stack that already exists (made by an interrupted
     /// run of ours) counts as created.
-    async fn create_service(&self, stack: &str, name: &str, spec: ServiceSpec) -> Result<(), EngineError> {
+    async fn create_service(
+        &self,
+        stack: &str,
+        name: &str,
+        spec: ServiceSpec,
+        auths: &RegistryAuths,
+    ) -> Result<(), EngineError> {
         let d = self.docker();
-        let creds = registry_credentials(image_of(&spec));
+        let creds = auths.for_image(image_of(&spec));
         match d.create_service(spec, creds).await {
             Ok(_) => Ok(()),
             Err(e) if is_conflict(&e) => {
@@ -352,47 +362,6 @@ pub(crate) fn image_of(spec: &ServiceSpec) -> &str {
         .unwrap_or_default()
 }
 
-/// The registry host of an image reference (`docker.io` when none is named).
-pub fn registry_of(image: &str) -> &str {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
-        _ => "docker.io",
-    }
-}
-
-/// Credentials for the image's registry from `~/.docker/config.json` (`auths.<registry>.auth`),
-/// like `docker stack deploy --with-registry-auth`; `None` when there are none (credential helpers
-/// are not consulted).
-pub fn registry_credentials(image: &str) -> Option<DockerCredentials> {
-    let home = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
-    let text = std::fs::read(home.join("config.json")).ok()?;
-    credentials_from_config(&text, image)
-}
-
-/// [`registry_credentials`] from the text of a docker `config.json`.
-pub fn credentials_from_config(config_json: &[u8], image: &str) -> Option<DockerCredentials> {
-    let v: serde_json::Value = serde_json::from_slice(config_json).ok()?;
-    let auths = v.get("auths")?.as_object()?;
-    let reg = registry_of(image);
-    let keys: Vec<String> = if reg == "docker.io" {
-        vec!["https://index.docker.io/v1/".into(), "index.docker.io".into(), "docker.io".into()]
-    } else {
-        vec![reg.to_string(), format!("https://{reg}"), format!("http://{reg}")]
-    };
-    let (key, entry) = keys.iter().find_map(|k| auths.get(k).map(|e| (k.clone(), e)))?;
-    let auth = entry.get("auth")?.as_str()?;
-    let decoded = String::from_utf8(berth_plan::plan::decode_base64(auth)?).ok()?;
-    let (user, pass) = decoded.split_once(':')?;
-    Some(DockerCredentials {
-        username: Some(user.to_string()),
-        password: Some(pass.to_string()),
-        serveraddress: Some(key),
-        ..Default::default()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,22 +394,5 @@ mod tests {
         assert_eq!(generated_length(&spec("50")), Some(50));
         assert_eq!(generated_length(&spec("x")), None);
         assert_eq!(generated_length(&SecretSpec::default()), None);
-    }
-
-    #[test]
-    fn registry_of_tells_hub_from_private_registries() {
-        assert_eq!(registry_of("nginx:1"), "docker.io");
-        assert_eq!(registry_of("library/nginx"), "docker.io");
-        assert_eq!(registry_of("registry.example.com/a/b:1"), "registry.example.com");
-        assert_eq!(registry_of("localhost:5000/x"), "localhost:5000");
-    }
-
-    #[test]
-    fn credentials_come_from_the_auths_entry_of_the_registry() {
-        let cfg = br#"{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}}"#;
-        let c = credentials_from_config(cfg, "registry.example.com/app:1").unwrap();
-        assert_eq!(c.username.as_deref(), Some("user"));
-        assert_eq!(c.password.as_deref(), Some("pass"));
-        assert!(credentials_from_config(cfg, "nginx").is_none());
     }
 }

@@ -16,8 +16,9 @@
 //!   already has is not pushed again.
 
 use crate::Engine;
+use crate::registry_auth::RegistryAuths;
+use berth_plan::registry_auth::registry_of;
 use berth_spec::model::{BuildConfig, Stack};
-use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{BuildImageOptions, PushImageOptionsBuilder};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -309,7 +310,7 @@ impl Engine {
         F: FnMut(BuildProgress<'_>) + Send,
     {
         let service = job.service.as_str();
-        let host = registry_host(&job.repository);
+        let host = registry_of(&job.repository);
         let creds = auths.for_host(&host);
         if self.docker().inspect_registry_image(image, creds.clone()).await.is_ok() {
             on_progress(BuildProgress::AlreadyPushed { service, image });
@@ -462,14 +463,6 @@ pub fn has_registry_host(repo: &str) -> bool {
     match repo.split_once('/') {
         Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
         None => false,
-    }
-}
-
-/// The registry host of a repository (`docker.io` when it names none).
-fn registry_host(repo: &str) -> String {
-    match repo.split_once('/') {
-        Some((first, _)) if has_registry_host(repo) => first.to_string(),
-        _ => "docker.io".into(),
     }
 }
 
@@ -1012,135 +1005,6 @@ fn match_tokens(tokens: &[Token], s: &[char]) -> bool {
     }
 }
 
-/// Registry credentials from the Docker CLI's `config.json`.
-#[derive(Debug, Clone, Default)]
-struct RegistryAuths {
-    auths: HashMap<String, DockerCredentials>,
-    helpers: HashMap<String, String>,
-    store: Option<String>,
-}
-
-impl RegistryAuths {
-    fn load(path: Option<PathBuf>) -> RegistryAuths {
-        let path = path.or_else(|| {
-            std::env::var_os("DOCKER_CONFIG")
-                .map(|d| PathBuf::from(d).join("config.json"))
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json")))
-        });
-        let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else { return RegistryAuths::default() };
-        RegistryAuths::parse(&text)
-    }
-
-    fn parse(text: &str) -> RegistryAuths {
-        let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else { return RegistryAuths::default() };
-        let mut auths = HashMap::new();
-        if let Some(map) = json.get("auths").and_then(|a| a.as_object()) {
-            for (server, entry) in map {
-                let mut creds = DockerCredentials { serveraddress: Some(server.clone()), ..Default::default() };
-                if let Some(auth) = entry.get("auth").and_then(|a| a.as_str())
-                    && let Some(decoded) = base64_decode(auth)
-                    && let Some((user, pass)) = String::from_utf8_lossy(&decoded).split_once(':')
-                {
-                    creds.username = Some(user.to_string());
-                    creds.password = Some(pass.trim_end_matches('\n').to_string());
-                }
-                creds.identitytoken = entry.get("identitytoken").and_then(|t| t.as_str()).map(str::to_string);
-                if creds.username.is_some() || creds.identitytoken.is_some() {
-                    auths.insert(normalize_server(server), creds);
-                }
-            }
-        }
-        let helpers = json
-            .get("credHelpers")
-            .and_then(|h| h.as_object())
-            .map(|m| m.iter().filter_map(|(k, v)| Some((normalize_server(k), v.as_str()?.to_string()))).collect())
-            .unwrap_or_default();
-        let store = json.get("credsStore").and_then(|s| s.as_str()).map(str::to_string);
-        RegistryAuths { auths, helpers, store }
-    }
-
-    /// Credentials for one registry host.
-    fn for_host(&self, host: &str) -> Option<DockerCredentials> {
-        let host = normalize_server(host);
-        if let Some(helper) = self.helpers.get(&host).or(self.store.as_ref())
-            && let Some(c) = credential_helper(helper, &host)
-        {
-            return Some(c);
-        }
-        self.auths.get(&host).cloned()
-    }
-
-    /// Every `auths` entry keyed by server, for the builder's `FROM` pulls.
-    fn all(&self) -> HashMap<String, DockerCredentials> {
-        self.auths.iter().map(|(k, v)| (v.serveraddress.clone().unwrap_or_else(|| k.clone()), v.clone())).collect()
-    }
-}
-
-/// `https://index.docker.io/v1/` → `docker.io`; `https://host:5000/` → `host:5000`.
-fn normalize_server(s: &str) -> String {
-    let s = s.trim_start_matches("https://").trim_start_matches("http://");
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
-        h => h.to_string(),
-    }
-}
-
-/// Asks `docker-credential-<helper> get` for the credentials of `host`.
-fn credential_helper(helper: &str, host: &str) -> Option<DockerCredentials> {
-    use std::io::Write;
-    let server = if host == "docker.io" { "https://index.docker.io/v1/" } else { host };
-    let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
-        .arg("get")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(server.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let user = json.get("Username")?.as_str()?.to_string();
-    let secret = json.get("Secret")?.as_str()?.to_string();
-    let mut creds = DockerCredentials { serveraddress: Some(server.to_string()), ..Default::default() };
-    if user == "<token>" {
-        creds.identitytoken = Some(secret);
-    } else {
-        creds.username = Some(user);
-        creds.password = Some(secret);
-    }
-    Some(creds)
-}
-
-/// Standard base64 (padding optional); `None` on invalid input.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            _ => return None,
-        } as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1223,24 +1087,6 @@ mod tests {
         assert!(has_registry_host("ghcr.io/a/b"));
         assert!(!has_registry_host("library/a"));
         assert!(!has_registry_host("a"));
-        assert_eq!(registry_host("a/b"), "docker.io");
-    }
-
-    #[test]
-    fn config_json_auth_is_decoded() {
-        let a = RegistryAuths::parse(
-            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"},"127.0.0.1:5000":{}}}"#,
-        );
-        let c = a.for_host("docker.io").unwrap();
-        assert_eq!((c.username.as_deref(), c.password.as_deref()), (Some("user"), Some("pass")));
-        assert!(a.for_host("127.0.0.1:5000").is_none());
-    }
-
-    #[test]
-    fn base64_decodes_with_and_without_padding() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("aGVsbG8").unwrap(), b"hello");
-        assert!(base64_decode("a*").is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 use crate::apply::ApplyOptions;
+use crate::registry_auth::RegistryAuths;
 use crate::release::{
     LABEL_KIND, LABEL_RELEASE, ReleaseStatus, current_release_of, has_namespace, highest_service_label, label,
 };
@@ -33,6 +34,8 @@ pub struct DeployOptions {
     pub files: Vec<String>,
     /// `x-berth.release` commands (argvs, in order) by full service name.
     pub release_commands: BTreeMap<String, Vec<Vec<String>>>,
+    /// Registry credentials for services and release commands; `None`: the Docker CLI's `config.json`.
+    pub auths: Option<RegistryAuths>,
 }
 
 impl Default for DeployOptions {
@@ -44,6 +47,7 @@ impl Default for DeployOptions {
             local: true,
             files: Vec::new(),
             release_commands: BTreeMap::new(),
+            auths: None,
         }
     }
 }
@@ -292,6 +296,9 @@ impl Engine {
         let observed = without_bookkeeping(observed_all);
         let mut desired = desired;
         carry_release_labels(&mut desired, &observed);
+        let auths = opts.auths.clone().unwrap_or_else(|| RegistryAuths::load(None));
+        crate::registry_auth::label_services(&mut desired, &auths);
+        let opts = DeployOptions { auths: Some(auths), ..opts };
         let mut plan = plan_for(&desired, &observed, opts.adopt)?;
         defer_removals(&mut plan);
         let mut report = DeployReport {
@@ -308,7 +315,10 @@ impl Engine {
                 if !resume.is_empty() {
                     let names: Vec<&str> = resume.actions.iter().map(|a| a.name()).collect();
                     on(Event::Message(format!("release {n}: resuming the update Swarm paused: {}", names.join(", "))));
-                    report.writes += self.apply_with(&resume, &ApplyOptions { release: Some(n) }, on).await?.writes;
+                    report.writes += self
+                        .apply_with(&resume, &ApplyOptions { release: Some(n), auths: opts.auths.clone() }, on)
+                        .await?
+                        .writes;
                 }
                 let all: Vec<String> = desired.services.keys().cloned().collect();
                 // Only failures from now on count: tasks that died while berth was away (e.g. a
@@ -346,7 +356,7 @@ impl Engine {
         report.writes += 1;
         on(Event::Message(format!("release {n}: {} change(s)", plan.actions.len())));
         let since = now_nanos();
-        let apply_opts = ApplyOptions { release: Some(n) };
+        let apply_opts = ApplyOptions { release: Some(n), auths: opts.auths.clone() };
 
         // Release phase: services that change and have release commands.
         let changing: BTreeSet<&str> = plan
@@ -394,6 +404,7 @@ impl Engine {
                         spec: desired.services[svc].clone(),
                         command: cmd.clone(),
                         tty: false,
+                        auths: opts.auths.clone(),
                     };
                     let svc_name = svc.clone();
                     let mut on_line =
@@ -544,6 +555,8 @@ impl Engine {
             .into());
         }
         carry_release_labels(&mut desired, &observed);
+        let auths = RegistryAuths::load(None);
+        crate::registry_auth::label_services(&mut desired, &auths);
         let mut plan = plan_for(&desired, &observed, true)?;
         defer_removals(&mut plan);
         let mut report = DeployReport {
@@ -562,7 +575,8 @@ impl Engine {
             return Ok(report);
         }
         let since = now_nanos();
-        report.writes += self.apply_with(&plan, &ApplyOptions { release: Some(n) }, on).await?.writes;
+        report.writes +=
+            self.apply_with(&plan, &ApplyOptions { release: Some(n), auths: Some(auths) }, on).await?.writes;
         let all: Vec<String> = desired.services.keys().cloned().collect();
         self.wait_converged(stack, &all, since, timeout, on).await.map_err(|failure| DeployError::Failed {
             release: n,

@@ -36,9 +36,12 @@ mod release;
 mod swarm;
 mod watch;
 pub use agent_ops::{LocalSwarm, RawTokens};
-pub use apply::{ApplyOptions, ApplyStats, credentials_from_config, registry_credentials, registry_of};
+pub use apply::{ApplyOptions, ApplyStats};
+mod registry_auth;
+pub use berth_plan::registry_auth::registry_of;
 pub use berth_ssh;
 pub use deploy::{DeployError, DeployOptions, DeployReport, deploy_plan, without_bookkeeping};
+pub use registry_auth::{RegistryAuths, fingerprint, label_services as label_registry_auth};
 pub use release::{
     LABEL_KIND as RELEASE_LABEL_KIND, LABEL_RELEASE, LABEL_STATUS, ReleaseInfo, ReleaseRecord, ReleaseStatus,
     current_release_of, highest_service_label, release_config_name,

@@ -11,6 +11,7 @@
 //! script ends in `exec "$@"`. Published ports, healthcheck (set to `NONE`, so Swarm never kills
 //! the task as unhealthy), update/rollback configs are dropped. The service is removed in all cases.
 
+use crate::registry_auth::RegistryAuths;
 use crate::{Engine, EngineError};
 use berth_plan::desired::LABEL_OWNER;
 use bollard::models::{
@@ -45,6 +46,8 @@ pub struct RunSpec {
     pub command: Vec<String>,
     /// Allocate a TTY for the container (output is then not split into stdout/stderr).
     pub tty: bool,
+    /// Registry credentials for the image pull; `None`: the Docker CLI's `config.json`.
+    pub auths: Option<RegistryAuths>,
 }
 
 /// How a one-off run ended.
@@ -239,7 +242,9 @@ impl Engine {
         let name = run_service_name(&run.stack, &run.name_hint, &random_suffix(6));
         let mut spec = run_service_spec(run, &name);
         self.resolve_ids(&mut spec).await?;
-        let created = d.create_service(spec, None).await.map_err(api("create service"))?;
+        let auths = run.auths.clone().unwrap_or_else(|| RegistryAuths::load(None));
+        let creds = auths.for_image(crate::apply::image_of(&spec));
+        let created = d.create_service(spec, creds).await.map_err(api("create service"))?;
         let id = created.id.clone().unwrap_or_else(|| name.clone());
         active_runs().insert(id.clone());
         let mut guard = RemoveGuard { docker: d.clone(), name: Some(id.clone()) };
@@ -525,6 +530,7 @@ mod tests {
             spec,
             command: vec!["python".into(), "manage.py".into(), "migrate".into()],
             tty: false,
+            auths: None,
         };
         let s = run_service_spec(&run, "app_web_run-x");
         let cs = s.task_template.as_ref().unwrap().container_spec.as_ref().unwrap();

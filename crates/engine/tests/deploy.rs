@@ -263,7 +263,10 @@ fn interrupted_deploy_is_finished_by_the_next_deploy() {
         let plan = berth_plan::plan(&d, &observed, &berth_plan::PlanOptions::default());
         let record = engine.record_release(&d, &[]).await.unwrap();
         assert_eq!(record.number, 1);
-        engine.apply_with(&plan, &berth_engine::ApplyOptions { release: Some(1) }, &mut |_| {}).await.unwrap();
+        engine
+            .apply_with(&plan, &berth_engine::ApplyOptions { release: Some(1), ..Default::default() }, &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!(engine.list_releases(STACK).await.unwrap()[0].status, None);
 
         let r = deploy(&engine, d, opts(&[])).await.0.unwrap_or_else(|e| panic!("redeploy failed: {e}"));

@@ -47,6 +47,7 @@ fn run_once_streams_output_and_returns_exit_codes_0_and_3() {
             spec: app_spec(images::NO_HEALTH),
             command: vec!["/app".into(), "echo".into(), "hello".into(), "from".into(), "run".into()],
             tty: false,
+            auths: None,
         };
         let out = e.run_once(&run, &mut |l| lines.push(l.to_string())).await.unwrap();
         assert_eq!(out.exit_code, 0);
@@ -73,6 +74,7 @@ fn run_once_with_missing_image_fails_clearly_and_leaves_no_service() {
             spec: app_spec("berth-test/does-not-exist:v9"),
             command: vec!["/app".into()],
             tty: false,
+            auths: None,
         };
         let err = e.run_once(&run, &mut |_| {}).await.unwrap_err();
         assert!(matches!(err, EngineError::ImageMissing { .. }), "{err:?}");
@@ -351,6 +353,7 @@ fn run_once_fails_clearly_when_no_node_fits_or_the_task_is_rejected() {
             spec,
             command: vec!["/app".into(), "echo".into(), "x".into()],
             tty: false,
+            auths: None,
         };
         let err = e.run_once(&run, &mut |_| {}).await.unwrap_err();
         assert!(matches!(err, EngineError::NoSuitableNode { .. }), "{err:?}");

@@ -13,6 +13,7 @@ pub mod image_pin;
 pub mod observed;
 pub mod pin;
 pub mod plan;
+pub mod registry_auth;
 pub mod render;
 
 pub use desired::Desired;

@@ -255,6 +255,7 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
         local: target.is_local(),
         files: stack.files.iter().map(|f| f.display().to_string()).collect(),
         release_commands,
+        auths: None,
     };
     rt.block_on(async {
         let result = engine.deploy(desired, opts, &mut |e| progress.event(e)).await;

@@ -295,6 +295,7 @@ pub fn run(stack: &StackArgs, service: &str, command: &[String]) -> u8 {
         spec,
         command: command.to_vec(),
         tty: false,
+        auths: None,
     };
     with_engine(stack, |e| async move {
         let mut stdout = std::io::stdout();
