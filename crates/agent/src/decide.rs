@@ -91,11 +91,8 @@ fn is_leader(o: &Observed) -> bool {
 
 /// This instance's member record as it should be.
 fn desired_member(o: &Observed, current: Option<&Member>, terminating: bool) -> Member {
-    let node_id = if o.local.active() {
-        o.local.node_id.clone()
-    } else {
-        current.map(|m| m.node_id.clone()).unwrap_or_default()
-    };
+    let node_id =
+        if o.local.active() { o.local.node_id.clone() } else { current.map(|m| m.node_id.clone()).unwrap_or_default() };
     let leaving_since = current.and_then(|m| m.leaving_since).or(terminating.then_some(o.now));
     Member {
         instance_id: o.me.instance_id.clone(),
@@ -143,9 +140,9 @@ fn join_or_init(o: &Observed, out: &mut Vec<Action>) {
     };
     let lowest = g.instances.iter().filter(|i| i.alive()).map(|i| i.instance_id.as_str()).min();
     match lowest {
-        Some(id) if id != o.me.instance_id => out.push(wait(&format!(
-            "no manager answers; {id} (lowest instance ID of {group}) initialises the swarm"
-        ))),
+        Some(id) if id != o.me.instance_id => {
+            out.push(wait(&format!("no manager answers; {id} (lowest instance ID of {group}) initialises the swarm")))
+        }
         _ => out.push(Action::InitSwarm { advertise: o.me.private_ip.clone() }),
     }
 }
@@ -298,7 +295,10 @@ fn leave(o: &Observed, me: &Member, members: &[Member], out: &mut Vec<Action>) {
         .filter(|m| m.leaving_since.is_some() && m.instance_id < me.instance_id)
         .find(|m| others.iter().any(|n| n.id == m.node_id));
     if let Some(m) = leaving_first {
-        out.push(wait(&format!("quorum guard: manager {} leaves first; one manager is replaced at a time", m.instance_id)));
+        out.push(wait(&format!(
+            "quorum guard: manager {} leaves first; one manager is replaced at a time",
+            m.instance_id
+        )));
         return;
     }
     out.push(Action::Demote { node_id: o.local.node_id.clone() });

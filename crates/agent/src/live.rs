@@ -239,7 +239,9 @@ impl Agent {
         };
         let pending_tasks = if leader { engine.pending_tasks().await? } else { 0 };
         let records = match (&self.cfg.hosted_zone_id, leader) {
-            (Some(zone), true) if !self.cfg.domains.is_empty() => Some(self.dns.a_records(zone, &self.cfg.domains).await?),
+            (Some(zone), true) if !self.cfg.domains.is_empty() => {
+                Some(self.dns.a_records(zone, &self.cfg.domains).await?)
+            }
             _ => None,
         };
         Ok(Observed {
@@ -304,7 +306,9 @@ impl Agent {
                 engine.set_node_role(node_id, false).await?;
             }
             Action::Drain { node_id, .. } => {
-                engine.update_node(node_id, |s| s.availability = Some(berth_engine::cluster::Availability::DRAIN)).await?;
+                engine
+                    .update_node(node_id, |s| s.availability = Some(berth_engine::cluster::Availability::DRAIN))
+                    .await?;
             }
             Action::RemoveNode { node_id, .. } => {
                 engine.remove_node(node_id, Duration::from_secs(0)).await?;

@@ -36,7 +36,11 @@ fn groups(state: &[(usize, &str)]) -> Vec<Group> {
             .map(|i| GroupInstance {
                 instance_id: id(i),
                 zone: zone(i),
-                lifecycle_state: state.iter().find(|(j, _)| *j == i).map(|(_, s)| s.to_string()).unwrap_or("InService".into()),
+                lifecycle_state: state
+                    .iter()
+                    .find(|(j, _)| *j == i)
+                    .map(|(_, s)| s.to_string())
+                    .unwrap_or("InService".into()),
                 health: "Healthy".into(),
             })
             .filter(|g| g.lifecycle_state != "gone")
@@ -97,7 +101,10 @@ fn state(managers: &[usize]) -> SwarmState {
 }
 
 fn records(ips: &[usize]) -> BTreeMap<String, Vec<String>> {
-    ["example.com", "www.example.com"].iter().map(|d| (d.to_string(), ips.iter().map(|i| pub_ip(*i)).collect())).collect()
+    ["example.com", "www.example.com"]
+        .iter()
+        .map(|d| (d.to_string(), ips.iter().map(|i| pub_ip(*i)).collect()))
+        .collect()
 }
 
 /// Instance `i` of a settled cluster of five (leader i-1): nothing to do.
@@ -292,11 +299,7 @@ fn cases() -> Vec<(&'static str, Observed, &'static str)> {
             "state i-1,i-2 | records",
         ),
         // Tidy.
-        (
-            "down_worker_still_in_service_is_kept",
-            with(settled(1), |o| n(o, 4).state = "down".into()),
-            "",
-        ),
+        ("down_worker_still_in_service_is_kept", with(settled(1), |o| n(o, 4).state = "down".into()), ""),
         (
             "down_worker_gone_from_group_is_removed",
             with(settled(1), |o| {
@@ -357,11 +360,7 @@ fn cases() -> Vec<(&'static str, Observed, &'static str)> {
             }),
             "wait",
         ),
-        (
-            "leader_drains_the_leaving_worker",
-            with(settled(1), |o| leaving(o, 4, NOW - 5)),
-            "drain node4",
-        ),
+        ("leader_drains_the_leaving_worker", with(settled(1), |o| leaving(o, 4, NOW - 5)), "drain node4"),
         (
             "leader_waits_while_tasks_remain",
             with(settled(1), |o| {
@@ -487,11 +486,7 @@ fn cases() -> Vec<(&'static str, Observed, &'static str)> {
             }),
             "wait",
         ),
-        (
-            "local_swarm_pending",
-            with(fresh(4), |o| o.local.state = "pending".into()),
-            "wait",
-        ),
+        ("local_swarm_pending", with(fresh(4), |o| o.local.state = "pending".into()), "wait"),
     ]
 }
 

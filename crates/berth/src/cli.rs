@@ -112,6 +112,9 @@ pub enum Command {
     /// Nodes of the target's swarm: list, drain, remove, add, tidy.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// The agent on each AWS instance of a berth cluster (run by the instances' systemd unit).
+    #[command(subcommand)]
+    Agent(crate::cmd::agent::AgentCommand),
     /// Remove the stack's services, networks, secrets and configs (volumes only with --volumes).
     Rm {
         /// Also remove the stack's volumes (their data is lost).

@@ -5,7 +5,9 @@
 
 use crate::{Engine, EngineError};
 use bollard::Docker;
-use bollard::models::{LocalNodeState, NodeSpecRoleEnum, SwarmInitRequest, SwarmJoinRequest, SwarmSpec, SwarmSpecDispatcher, TaskState};
+use bollard::models::{
+    LocalNodeState, NodeSpecRoleEnum, SwarmInitRequest, SwarmJoinRequest, SwarmSpec, SwarmSpecDispatcher, TaskState,
+};
 use bollard::query_parameters::ListTasksOptions;
 use std::collections::HashMap;
 use std::time::Duration;

@@ -7,6 +7,7 @@ use berth_spec::load::{LoadFailed, LoadOptions, Loaded};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+pub(crate) mod agent;
 mod cluster;
 mod deploy;
 mod edge;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Edge(c) => edge::run(c),
         Command::Cluster(c) => cluster::cluster(&cli.stack, c),
         Command::Node(c) => cluster::node(&cli.stack, c),
+        Command::Agent(c) => agent::run(c),
     }
 }
 
