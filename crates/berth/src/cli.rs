@@ -128,8 +128,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// Check every host of the target, install Docker where missing, initialise the swarm on the
-    /// first manager, join the others, set roles and labels. Idempotent: a second run changes nothing.
+    /// SSH target: check every host, install Docker where missing, initialise the swarm on the first
+    /// manager, join the others, set roles and labels. AWS target: show the CloudFormation change
+    /// set, then create or update the stack. Idempotent: a second run changes nothing.
     Up {
         /// Print the result as JSON.
         #[arg(long)]
@@ -137,6 +138,38 @@ pub enum ClusterCommand {
         /// Do not install Docker on hosts that lack it (fail instead).
         #[arg(long)]
         no_install: bool,
+        /// AWS: write the CloudFormation template to FILE (`-`: standard output); nothing else.
+        #[arg(long, value_name = "FILE")]
+        template_only: Option<PathBuf>,
+        /// AWS: apply the change set without asking.
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// AWS target: the CloudFormation change set `up` would execute (nothing is changed).
+    Plan {
+        /// Print the change set as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit 10 when there are changes, 0 when there are none.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// AWS target: delete the CloudFormation stack (the static and media buckets are kept).
+    Down {
+        /// Also empty and delete the static and media buckets (their files are lost).
+        #[arg(long)]
+        delete_data: bool,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        yes: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// AWS target: the CloudFormation stack's status and outputs.
+    Status {
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -10,11 +10,11 @@
 //! - the image has a repo digest for its own repository (it was pulled or pushed) →
 //!   `name:tag@sha256:<repo digest>`: every node can pull it, and a node that has it starts it
 //!   without asking a registry (what `docker stack deploy` sends with `--resolve-image always`);
-//! - the image has no repo digest at all (built here, `docker load`, `docker import`; berth's SSH
-//!   image distribution keeps its ID) → its ID `sha256:<hex>`, the name kept in the container
-//!   label `io.berth.image` (`berth status`, `ps` and `releases` show it);
-//! - the image is not on the engine, or only has repo digests for other repositories, or the file
-//!   already names a digest or an ID → unchanged.
+//! - the image has no repo digest for its repository (built here, `docker load`, `docker import`,
+//!   or pushed under another name only; berth's SSH image distribution keeps its ID) → its ID
+//!   `sha256:<hex>`, the name kept in the container label `io.berth.image` (`berth status`, `ps`
+//!   and `releases` show it);
+//! - the image is not on the engine, or the file already names a digest or an ID → unchanged.
 //!
 //! A pinned reference is stable while the tag does not move, so a redeploy stays a no-op; when the
 //! tag moves (a rebuild), the ID or digest changes and the service is updated.
@@ -84,8 +84,7 @@ pub fn resolve(image: &str, local: Option<&LocalImage>) -> Pin {
     });
     match own {
         Some(digest) => Pin::Digest(format!("{}@{digest}", normalize_image(image))),
-        None if local.repo_digests.is_empty() => Pin::Id { id: local.id.clone(), name: image.to_string() },
-        None => Pin::Unchanged,
+        None => Pin::Id { id: local.id.clone(), name: image.to_string() },
     }
 }
 
@@ -181,10 +180,11 @@ mod tests {
     }
 
     #[test]
-    fn an_image_known_by_digest_only_under_another_name_is_left_alone() {
-        // Other nodes may pull `mirror/redis:7`; its ID would strand them.
-        let l = local(&[&format!("redis@{DIGEST}")]);
-        assert_eq!(resolve("mirror/redis:7", Some(&l)), Pin::Unchanged);
+    fn an_image_pushed_under_another_name_only_is_pinned_by_id() {
+        // No registry is known to hold `app:v1`: the name is local (regression: the test image
+        // pushed to a test registry by another test was left unpinned).
+        let l = local(&[&format!("127.0.0.1:5077/t/app@{DIGEST}")]);
+        assert_eq!(resolve("app:v1", Some(&l)), Pin::Id { id: ID.into(), name: "app:v1".into() });
     }
 
     #[test]

@@ -72,6 +72,17 @@ fn duration(s: &str) -> Option<Duration> {
     None
 }
 
+/// The AWS target the command is about, when it is one (errors are left to [`spec_of`]).
+fn aws_spec_of(stack: &StackArgs) -> Option<(String, berth_spec::xberth::AwsTarget)> {
+    let loaded = super::load(stack).ok()?;
+    let xb = loaded.stack.extras.get("x-berth").map(berth_spec::xberth::XBerth::from_json).unwrap_or_default();
+    let name = stack.target.clone().or(xb.default_target.clone())?;
+    match xb.targets.get(&name) {
+        Some(TargetSpec::Aws(t)) => Some((name, t.clone())),
+        _ => None,
+    }
+}
+
 /// The ssh target the command is about, with its name.
 fn spec_of(stack: &StackArgs) -> Result<(String, SshSpec), u8> {
     let loaded = super::load(stack)?;
@@ -86,8 +97,8 @@ fn spec_of(stack: &StackArgs) -> Result<(String, SshSpec), u8> {
         )),
         Some(TargetSpec::Aws(_)) => Err(super::fail(
             exit::USAGE,
-            format!("target `{name}` is an AWS target: not reachable by this build of berth yet"),
-            None,
+            format!("target `{name}` is an AWS target: its nodes are managed by its auto-scaling groups"),
+            Some("`berth cluster up|plan|down|status --target NAME` manage it".into()),
         )),
         _ => {
             // `target()` prints the did-you-mean for unknown names.
@@ -141,7 +152,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
 use super::engine_fail;
 
 pub fn cluster(stack: &StackArgs, cmd: ClusterCommand) -> u8 {
-    let ClusterCommand::Up { json, no_install } = cmd;
+    if let Some((name, spec)) = aws_spec_of(stack) {
+        return super::aws::cluster(stack, &name, &spec, cmd);
+    }
+    let (json, no_install) = match cmd {
+        ClusterCommand::Up { json, no_install, template_only: None, .. } => (json, no_install),
+        _ => {
+            return super::fail(
+                exit::USAGE,
+                "`cluster plan`, `down`, `status` and `up --template-only` are for AWS targets",
+                Some("an SSH target has no plan to show: `berth cluster up` is idempotent".into()),
+            );
+        }
+    };
     let (name, spec) = match spec_of(stack) {
         Ok(x) => x,
         Err(c) => return c,

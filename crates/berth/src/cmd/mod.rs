@@ -8,6 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 pub(crate) mod agent;
+mod aws;
 mod cluster;
 mod deploy;
 mod edge;
@@ -299,24 +300,19 @@ pub(crate) fn desired(
 }
 
 /// The engine target: `--target`, else `x-berth.default_target`, else `local`. SSH targets reach
-/// their first manager that answers; AWS targets are validated here but not reachable yet (issue #8).
+/// their first manager that answers; AWS targets the managers their agents published in S3.
 pub(crate) fn target(args: &StackArgs, loaded: &Loaded) -> Result<berth_engine::Target, u8> {
     let xb = loaded.stack.extras.get("x-berth").map(berth_spec::xberth::XBerth::from_json).unwrap_or_default();
     let name = args.target.clone().or(xb.default_target.clone()).unwrap_or_else(|| "local".into());
     if name == "local" {
         return Ok(berth_engine::Target::Local);
     }
-    let not_yet = |kind: &str| {
-        fail(
-            exit::ENGINE,
-            format!("target `{name}` is an {kind} target; this build of berth reaches only the local engine"),
-            Some(format!("{kind} targets are not implemented yet; use `--target local`")),
-        )
-    };
     match xb.targets.get(&name) {
         Some(berth_spec::xberth::TargetSpec::Local) => Ok(berth_engine::Target::Local),
         Some(berth_spec::xberth::TargetSpec::Ssh(t)) => cluster::ssh_target(&name, t).map(berth_engine::Target::Ssh),
-        Some(berth_spec::xberth::TargetSpec::Aws(_)) => Err(not_yet("AWS")),
+        Some(berth_spec::xberth::TargetSpec::Aws(t)) => {
+            aws::ssh_target(&stack_name(args, loaded), &name, t).map(berth_engine::Target::Ssh)
+        }
         None => {
             let known: Vec<&str> = std::iter::once("local").chain(xb.targets.keys().map(String::as_str)).collect();
             let hint = match berth_spec::diag::did_you_mean(&name, known.iter().copied()) {
