@@ -92,12 +92,16 @@ fn docker(i: usize, args: &[&str]) -> String {
 struct Moto {
     child: Child,
     url: String,
+    /// moto's working directory: its request recorder writes `moto_recording` there.
+    _dir: tempfile::TempDir,
 }
 
 impl Moto {
     fn start() -> Moto {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
         let child = Command::new("moto_server")
+            .current_dir(dir.path())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -109,7 +113,7 @@ impl Moto {
             assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto { child, url }
+        Moto { child, url, _dir: dir }
     }
 
     /// Runs a boto3 script (`c(name)` makes a client) and returns its stdout.

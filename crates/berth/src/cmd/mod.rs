@@ -352,6 +352,8 @@ pub(crate) fn observe(
         })?;
         if let Some(desired) = pin {
             engine.pin_images(desired).await.map_err(engine_fail)?;
+            // Registry credentials fingerprinted as `berth deploy` does (new credentials: an update).
+            berth_engine::label_registry_auth(desired, &berth_engine::RegistryAuths::load(None));
         }
         engine.observe(stack).await.map_err(|e| {
             let hint = e.hint();
