@@ -114,7 +114,7 @@ pub enum Command {
     Node(NodeCommand),
     /// The agent on each AWS instance of a berth cluster (run by the instances' systemd unit).
     #[command(subcommand)]
-    Agent(crate::cmd::agent::AgentCommand),
+    Agent(Box<crate::cmd::agent::AgentCommand>),
     /// Remove the stack's services, networks, secrets and configs (volumes only with --volumes).
     Rm {
         /// Also remove the stack's volumes (their data is lost).

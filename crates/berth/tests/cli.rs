@@ -63,7 +63,13 @@ fn dotenv_beside_the_file_is_read_and_the_environment_wins() {
     let r = berth(&dir, &["--no-dotenv", "config"], &[]);
     assert_eq!(v["services"]["web"]["image"], "nginx:from-env");
     assert_eq!(r.code, 0, "an unset variable is empty, as in docker stack deploy: {}", r.stderr);
-    assert!(r.stdout.contains("image: 'nginx:'") || r.stdout.contains("image: nginx:") || r.stdout.contains("image: \"nginx:\""), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("image: 'nginx:'")
+            || r.stdout.contains("image: nginx:")
+            || r.stdout.contains("image: \"nginx:\""),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

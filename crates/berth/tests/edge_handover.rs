@@ -111,7 +111,7 @@ fn client(keep_alive: bool, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
         let mut r = BufReader::new(s);
         while !stop.load(Ordering::Relaxed) {
             n += 1;
-            let (path, want) = if n % 2 == 0 { ("/api/x", BACKEND_BODY) } else { ("/static/f.txt", FILE) };
+            let (path, want) = if n.is_multiple_of(2) { ("/api/x", BACKEND_BODY) } else { ("/static/f.txt", FILE) };
             let conn = if keep_alive { "" } else { "Connection: close\r\n" };
             let req = format!("GET {path} HTTP/1.1\r\nHost: app.test\r\n{conn}\r\n");
             let res = w.write_all(req.as_bytes()).and_then(|_| read_response(&mut r));

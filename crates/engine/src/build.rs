@@ -311,7 +311,7 @@ impl Engine {
     {
         let service = job.service.as_str();
         let host = registry_of(&job.repository);
-        let creds = auths.for_host(&host);
+        let creds = auths.for_host(host);
         if self.docker().inspect_registry_image(image, creds.clone()).await.is_ok() {
             on_progress(BuildProgress::AlreadyPushed { service, image });
             return Ok(());
@@ -1005,6 +1005,24 @@ fn match_tokens(tokens: &[Token], s: &[char]) -> bool {
     }
 }
 
+/// A file read as a stream of 256 KiB chunks (a build context tar sent to the engine).
+pub(crate) fn file_chunks(
+    file: std::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    futures_util::stream::unfold(tokio::fs::File::from_std(file), |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1141,22 +1159,4 @@ mod tests {
         let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["Dockerfile", "keep.txt"]);
     }
-}
-
-/// A file read as a stream of 256 KiB chunks (a build context tar sent to the engine).
-pub(crate) fn file_chunks(
-    file: std::fs::File,
-) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
-    futures_util::stream::unfold(tokio::fs::File::from_std(file), |mut f| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 256 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(bytes::Bytes::from(buf)), f))
-            }
-            Err(e) => Some((Err(e), f)),
-        }
-    })
 }

@@ -84,7 +84,8 @@ impl SourceMap {
         let mut off = 0;
         for (i, line) in text.split_inclusive('\n').enumerate() {
             if i + 1 == pos.line as usize {
-                let col = line.char_indices().nth(pos.col.saturating_sub(1) as usize).map(|(b, _)| b).unwrap_or(line.len());
+                let col =
+                    line.char_indices().nth(pos.col.saturating_sub(1) as usize).map(|(b, _)| b).unwrap_or(line.len());
                 return Some(off + col);
             }
             off += line.len();

@@ -650,7 +650,7 @@ impl Cx<'_> {
     fn service_json(&mut self, path: &str, map: &yaml::Map) -> JMap<String, J> {
         let mut obj = JMap::new();
         for (key, v) in map {
-            let p = join_path(&path, key);
+            let p = join_path(path, key);
             let j = match key.as_str() {
                 "build" => match &v.value {
                     Value::Str(s) => serde_json::json!({ "context": s }),

@@ -631,16 +631,16 @@ impl Cx {
     fn top(&mut self, node: &Node, path: &str) -> XBerth {
         let mut x = XBerth::default();
         let Some(m) = self.fields(node, path, TOP_KEYS) else { return x };
-        if let Some(n) = m.get("name") {
-            if let Some(s) = self.string(n, &format!("{path}.name")) {
-                if s.is_empty()
-                    || !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-                    || !s.starts_with(|c: char| c.is_ascii_alphanumeric())
-                {
-                    self.err("xberth.name", n, &format!("{path}.name"), format!("stack name `{s}` must be lower-case letters, digits, `-` and `_`, starting with a letter or digit"));
-                } else {
-                    x.name = Some(s);
-                }
+        if let Some(n) = m.get("name")
+            && let Some(s) = self.string(n, &format!("{path}.name"))
+        {
+            if s.is_empty()
+                || !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+                || !s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            {
+                self.err("xberth.name", n, &format!("{path}.name"), format!("stack name `{s}` must be lower-case letters, digits, `-` and `_`, starting with a letter or digit"));
+            } else {
+                x.name = Some(s);
             }
         }
         if m.contains_key("domain") && m.contains_key("domains") {
@@ -671,10 +671,9 @@ impl Cx {
             let p = format!("{path}.acme");
             if let Some(a) = self.fields(n, &p, ACME_KEYS) {
                 let email = match a.get("email") {
-                    Some(e) => self.string(e, &format!("{p}.email")).filter(|e| {
-                        let ok = e.contains('@') && !e.starts_with('@') && !e.ends_with('@');
-                        ok
-                    }),
+                    Some(e) => self
+                        .string(e, &format!("{p}.email"))
+                        .filter(|e| e.contains('@') && !e.starts_with('@') && !e.ends_with('@')),
                     None => {
                         self.diags.push(
                             Diagnostic::error(
@@ -758,15 +757,15 @@ impl Cx {
                             }
                         }
                         let subdir = s.get("subdir").and_then(|v| self.string(v, &format!("{ip}.subdir")));
-                        if let (Some(sd), Some(node)) = (&subdir, s.get("subdir")) {
-                            if sd.split('/').any(|c| c == "..") || sd.starts_with('/') {
-                                self.err(
-                                    "xberth.path",
-                                    node,
-                                    &format!("{ip}.subdir"),
-                                    format!("`{sd}` must be a relative path inside the volume, without `..`"),
-                                );
-                            }
+                        if let (Some(sd), Some(node)) = (&subdir, s.get("subdir"))
+                            && (sd.split('/').any(|c| c == "..") || sd.starts_with('/'))
+                        {
+                            self.err(
+                                "xberth.path",
+                                node,
+                                &format!("{ip}.subdir"),
+                                format!("`{sd}` must be a relative path inside the volume, without `..`"),
+                            );
                         }
                         let spa = s.get("spa").and_then(|v| self.boolean(v, &format!("{ip}.spa"))).unwrap_or(false);
                         let host = s.get("host").and_then(|v| self.hostname(v, &format!("{ip}.host")));
@@ -793,22 +792,22 @@ impl Cx {
                 self.expected(n, &p, "a mapping of target names");
             }
         }
-        if let Some(n) = m.get("default_target") {
-            if let Some(t) = self.string(n, &format!("{path}.default_target")) {
-                if t != "local" && !x.targets.contains_key(&t) {
-                    let mut d = Diagnostic::error(
-                        "xberth.target",
-                        Some(n.pos),
-                        format!("{path}.default_target"),
-                        format!("no target named `{t}`"),
-                    );
-                    if let Some(m) = did_you_mean(&t, x.targets.keys().map(String::as_str)) {
-                        d = d.with_hint(format!("did you mean `{m}`?"));
-                    }
-                    self.diags.push(d);
+        if let Some(n) = m.get("default_target")
+            && let Some(t) = self.string(n, &format!("{path}.default_target"))
+        {
+            if t != "local" && !x.targets.contains_key(&t) {
+                let mut d = Diagnostic::error(
+                    "xberth.target",
+                    Some(n.pos),
+                    format!("{path}.default_target"),
+                    format!("no target named `{t}`"),
+                );
+                if let Some(m) = did_you_mean(&t, x.targets.keys().map(String::as_str)) {
+                    d = d.with_hint(format!("did you mean `{m}`?"));
                 }
-                x.default_target = Some(t);
+                self.diags.push(d);
             }
+            x.default_target = Some(t);
         }
         x
     }
@@ -923,10 +922,11 @@ impl Cx {
         if m.is_some_and(|m| m.contains_key("aws")) {
             return self.aws_target(node, path);
         }
-        if let Some(m) = m {
-            if m.contains_key("local") && m.len() == 1 {
-                return Some(TargetSpec::Local);
-            }
+        if let Some(m) = m
+            && m.contains_key("local")
+            && m.len() == 1
+        {
+            return Some(TargetSpec::Local);
         }
         self.diags.push(
             Diagnostic::error(

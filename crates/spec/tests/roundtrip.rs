@@ -106,9 +106,13 @@ fn stack_text() -> impl Strategy<Value = String> {
 
 fn load(text: &str) -> Result<berth_spec::Stack, String> {
     let docs = vec![(PathBuf::from("/rt/compose.yaml"), text.to_string())];
-    load_documents(&docs, Path::new("/rt"), &Env::new())
-        .map(|l| l.stack)
-        .map_err(|f| f.diagnostics.iter().map(|d| format!("{}:{} {d}", d.pos.map_or(0, |p| p.line), d.pos.map_or(0, |p| p.col))).collect::<Vec<_>>().join("\n"))
+    load_documents(&docs, Path::new("/rt"), &Env::new()).map(|l| l.stack).map_err(|f| {
+        f.diagnostics
+            .iter()
+            .map(|d| format!("{}:{} {d}", d.pos.map_or(0, |p| p.line), d.pos.map_or(0, |p| p.col)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 proptest! {

@@ -272,19 +272,19 @@ impl Session {
             Some(k) => vec![k.clone()],
             None => {
                 // The agent first.
-                if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-                    if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
-                        let ids = agent.request_identities().await.unwrap_or_default();
-                        for id in ids {
-                            let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else { continue };
-                            tried.push(format!("agent key {}", key.fingerprint(HashAlg::Sha256)));
-                            let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
-                            if let Ok(r) = handle.authenticate_publickey_with(&user, key, hash, &mut agent).await {
-                                if r.success() {
-                                    ok = true;
-                                    break;
-                                }
-                            }
+                if std::env::var_os("SSH_AUTH_SOCK").is_some()
+                    && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
+                {
+                    let ids = agent.request_identities().await.unwrap_or_default();
+                    for id in ids {
+                        let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else { continue };
+                        tried.push(format!("agent key {}", key.fingerprint(HashAlg::Sha256)));
+                        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
+                        if let Ok(r) = handle.authenticate_publickey_with(&user, key, hash, &mut agent).await
+                            && r.success()
+                        {
+                            ok = true;
+                            break;
                         }
                     }
                 }

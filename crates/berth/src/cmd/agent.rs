@@ -89,7 +89,7 @@ fn agent_run(a: &AgentRunArgs) -> u8 {
         Ok(d) => d,
         Err(c) => return c,
     };
-    if a.hosted_zone_id.is_some() != !a.domains.is_empty() {
+    if a.hosted_zone_id.is_some() == a.domains.is_empty() {
         return fail(exit::USAGE, "--hosted-zone-id and --domains go together", None);
     }
     let cfg = Config {

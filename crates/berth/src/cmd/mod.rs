@@ -34,7 +34,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Edge(c) => edge::run(c),
         Command::Cluster(c) => cluster::cluster(&cli.stack, c),
         Command::Node(c) => cluster::node(&cli.stack, c),
-        Command::Agent(c) => agent::run(c),
+        Command::Agent(c) => agent::run(*c),
     }
 }
 
