@@ -1,10 +1,12 @@
 //! berth-aws: the AWS side of berth. Does I/O (AWS APIs through the SDK); prints nothing.
 //!
 //! - [`config`]: one `SdkConfig` for a target (region, profile, `AWS_ENDPOINT_URL`), typed errors.
+//! - [`ecr`]: the registry login (a 12-hour token) for pushes and the swarm's pulls.
 //! - [`discovery`], [`asg`], [`route53`]: what the agent on each instance calls (S3 discovery
 //!   layout, auto-scaling groups and lifecycle hooks, Route53 records).
 
 pub mod config;
+pub mod ecr;
 pub mod events;
 pub mod preflight;
 pub mod stack;

@@ -82,6 +82,11 @@ async fn moto_end_to_end() {
     // Config and identity: moto's account.
     let conf = berth_aws::config::load("eu-west-1", None).await.unwrap();
     let account = berth_aws::config::caller_identity(&conf).await.unwrap();
+
+    // ECR login: the account's registry and a user:password token (moto's is a fixed fake).
+    let login = berth_aws::ecr::login(&conf).await.unwrap();
+    assert!(login.registry.starts_with(&format!("{account}.dkr.ecr.eu-west-1.")), "{login:?}");
+    assert!(!login.username.is_empty() && !login.password.is_empty(), "{login:?}");
     assert_eq!(account.len(), 12, "{account}");
     match berth_aws::config::load("eu-west-1", Some("nosuch")).await {
         Err(AwsError::UnknownProfile { profile, known }) => {

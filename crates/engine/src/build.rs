@@ -42,6 +42,9 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// Never push, even when a registry is involved.
     pub no_push: bool,
+    /// Registry credentials to use instead of reading `docker_config` (e.g. with a provider's
+    /// token added: ECR).
+    pub auths: Option<RegistryAuths>,
 }
 
 /// One progress event of [`Engine::build_images`].
@@ -154,7 +157,7 @@ impl Engine {
     where
         F: FnMut(BuildProgress<'_>) + Send,
     {
-        let auths = RegistryAuths::load(opts.docker_config.clone());
+        let auths = opts.auths.clone().unwrap_or_else(|| RegistryAuths::load(opts.docker_config.clone()));
         let mut out = BTreeMap::new();
         for (service, svc) in &spec.services {
             if svc.build == BuildConfig::default() {

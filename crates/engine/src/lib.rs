@@ -40,6 +40,7 @@ pub use apply::{ApplyOptions, ApplyStats};
 mod registry_auth;
 pub use berth_plan::registry_auth::registry_of;
 pub use berth_ssh;
+pub use bollard::auth::DockerCredentials;
 pub use deploy::{DeployError, DeployOptions, DeployReport, deploy_plan, without_bookkeeping};
 pub use registry_auth::{RegistryAuths, fingerprint, label_services as label_registry_auth};
 pub use release::{

@@ -406,6 +406,28 @@ struct PublishedManager {
     public_ip: Option<String>,
 }
 
+/// Registry credentials for a deploy to an AWS target: the Docker CLI's, plus a fresh ECR token
+/// for the account's registry (12 hours; a new one at every deploy, which the swarm then gets —
+/// the fingerprint label changes — without restarting tasks).
+pub(crate) fn registry_auths(t: &AwsTarget) -> Result<berth_engine::RegistryAuths, u8> {
+    let rt = runtime()?;
+    let login = rt
+        .block_on(async {
+            let conf = berth_aws::config::load(&t.region, t.profile.as_deref()).await?;
+            berth_aws::ecr::login(&conf).await
+        })
+        .map_err(|e| aws_fail(&e))?;
+    let mut auths = berth_engine::RegistryAuths::load(None);
+    let creds = berth_engine::DockerCredentials {
+        username: Some(login.username),
+        password: Some(login.password),
+        serveraddress: Some(login.registry.clone()),
+        ..Default::default()
+    };
+    auths.insert(&login.registry, creds);
+    Ok(auths)
+}
+
 /// S3 key of the swarm state the leader's agent publishes.
 const STATE_KEY: &str = "swarm/state.json";
 

@@ -126,11 +126,19 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
         Ok(e) => e,
         Err(code) => return code,
     };
+    // An AWS target: a fresh ECR token for the pushes and for the swarm's pulls.
+    let auths = match super::aws_target(stack, &loaded) {
+        Some(t) => match super::aws::registry_auths(&t) {
+            Ok(a) => Some(a),
+            Err(code) => return code,
+        },
+        None => None,
+    };
 
     // Images of services with `build:`, built through the engine; the deploy uses them.
     let mut stack_spec = loaded.stack.clone();
     if stack_spec.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
-        let bopts = super::build_options(stack, &loaded);
+        let bopts = berth_engine::BuildOptions { auths: auths.clone(), ..super::build_options(stack, &loaded) };
         let built = rt.block_on(engine.build_images(&name, &loaded.stack, &bopts, |p| {
             use berth_engine::BuildProgress as B;
             let line = match p {
@@ -255,7 +263,7 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
         local: target.is_local(),
         files: stack.files.iter().map(|f| f.display().to_string()).collect(),
         release_commands,
-        auths: None,
+        auths,
     };
     rt.block_on(async {
         let result = engine.deploy(desired, opts, &mut |e| progress.event(e)).await;

@@ -253,6 +253,16 @@ pub(crate) fn with_planned_images(args: &StackArgs, loaded: &Loaded, name: &str)
     Ok(stack)
 }
 
+/// The spec of the AWS target the command is about, if it is one.
+pub(crate) fn aws_target(args: &StackArgs, loaded: &Loaded) -> Option<berth_spec::xberth::AwsTarget> {
+    let xb = loaded.stack.extras.get("x-berth").map(berth_spec::xberth::XBerth::from_json).unwrap_or_default();
+    let name = args.target.clone().or(xb.default_target.clone()).unwrap_or_else(|| "local".into());
+    match xb.targets.get(&name) {
+        Some(berth_spec::xberth::TargetSpec::Aws(t)) => Some(t.clone()),
+        _ => None,
+    }
+}
+
 /// How images of services with `build:` are built: contexts relative to the first file's directory,
 /// pushed to `x-berth.registry` when set.
 pub(crate) fn build_options(args: &StackArgs, loaded: &Loaded) -> berth_engine::BuildOptions {
