@@ -4,39 +4,13 @@
 //! One test function: the SDK reads its endpoint and credentials from the process environment,
 //! which is set once here. The CLI's tests (crates/berth/tests/aws.rs) run berth as a process.
 
+#[path = "common/moto.rs"]
+mod moto;
+use moto::Moto;
+
 use berth_aws::AwsError;
 use berth_aws::stack::{AgentBinary, PlanRequest, Stacks};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn moto() -> (Moto, String) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{bin} must be installed (pip install 'moto[server]'): {e}"));
-    let guard = Moto(child);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (guard, format!("http://127.0.0.1:{port}"))
-}
 
 /// A small template with the contract's bucket outputs: the discovery bucket, two retained data
 /// buckets and a tag on the discovery bucket that the update changes.
@@ -64,7 +38,8 @@ fn sink() -> impl FnMut(String) + Send {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_end_to_end() {
-    let (_moto, url) = moto();
+    let moto = Moto::start();
+    let url = moto.url.clone();
     let home = tempfile::tempdir().unwrap();
     let config = home.path().join("config");
     std::fs::write(&config, "[profile other]\nregion = eu-west-1\n").unwrap();

@@ -16,11 +16,15 @@
 //! drops out of `state.json` and the records; a manager's termination waits while another manager
 //! is down (quorum guard) and goes through once it is back. One test: the hosts are shared state.
 
+#[path = "../../aws/tests/common/moto.rs"]
+mod moto;
+use moto::Moto;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,34 +92,12 @@ fn docker(i: usize, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// moto on a free loopback port; killed on drop.
-struct Moto {
-    child: Child,
-    url: String,
-    /// moto's working directory: its request recorder writes `moto_recording` there.
-    _dir: tempfile::TempDir,
+/// boto3 against the test's moto (what the agent does not do itself: create groups, hooks, zones).
+trait MotoPy {
+    fn py(&self, script: &str) -> String;
 }
 
-impl Moto {
-    fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("moto_server")
-            .current_dir(dir.path())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server (pip install 'moto[server]')");
-        let url = format!("http://127.0.0.1:{port}");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { child, url, _dir: dir }
-    }
-
+impl MotoPy for Moto {
     /// Runs a boto3 script (`c(name)` makes a client) and returns its stdout.
     fn py(&self, script: &str) -> String {
         let prelude = "import boto3, json, os, base64, urllib.request\n\
@@ -130,13 +112,6 @@ impl Moto {
             .expect("python3");
         assert!(out.status.success(), "python: {}\n{script}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,38 +6,13 @@
 //! One test function: the checks below read moto through the SDK in this process, whose endpoint
 //! and credentials come from the environment set once at the start.
 
+#[path = "../../aws/tests/common/moto.rs"]
+mod moto;
+use moto::Moto;
+
 use berth_aws::sdk::SdkConfig;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn moto() -> (Moto, String) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{bin} must be installed (pip install 'moto[server]'): {e}"));
-    let guard = Moto(child);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (guard, format!("http://127.0.0.1:{port}"))
-}
+use std::process::{Command, Stdio};
 
 struct Run {
     code: i32,
@@ -161,7 +136,8 @@ async fn lifecycle(dir: &Path, conf: &SdkConfig, target: &str, compute: &str, be
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_targets_against_moto() {
-    let (_moto, url) = moto();
+    let moto = Moto::start();
+    let url = moto.url.clone();
     let home = tempfile::tempdir().unwrap();
     // SAFETY: set before anything else in this one-test binary reads the environment.
     unsafe {
