@@ -257,7 +257,9 @@ fn check_converged(dir: &Path, stack: &str, state: &State, output: &str) -> Resu
         let name = format!("{stack}_{svc}");
         let spec = docker_ok(&["service", "inspect", &name, "--format", "{{json .Spec.TaskTemplate.ContainerSpec}}"]);
         let spec: serde_json::Value = serde_json::from_str(spec.trim()).unwrap();
-        if spec["Image"] != state.image || !spec["Env"].to_string().contains(&format!("APP_ENV={}", state.env)) {
+        // berth pins a local-only image by ID and keeps its name in `io.berth.image`.
+        let image_ok = spec["Image"] == state.image || spec["Labels"]["io.berth.image"] == state.image;
+        if !image_ok || !spec["Env"].to_string().contains(&format!("APP_ENV={}", state.env)) {
             return Err(format!("service {name} is not on the new spec: {spec}"));
         }
         let ids = docker_ok(&["service", "ps", "-q", "--no-trunc", "--filter", "desired-state=running", &name]);
@@ -705,7 +707,13 @@ fn paused_update_of_an_unfinished_release_is_resumed_by_redeploy() {
         "--format",
         "{{.Image}} {{.CurrentState}}",
     ]);
-    assert!(ps.lines().count() == 1 && ps.starts_with(&format!("{} Running", images::V2)), "{ps}");
+    // The task runs v2, named or pinned by its ID (berth pins local-only images).
+    let v2_id = docker_ok(&["image", "inspect", images::V2, "--format", "{{.Id}}"]).trim().to_string();
+    assert!(
+        ps.lines().count() == 1
+            && (ps.starts_with(&format!("{} Running", images::V2)) || ps.starts_with(&format!("{v2_id} Running"))),
+        "{ps}"
+    );
     let o = berth(dir.path(), STACK, &["deploy", "--plain"]);
     assert!(text(&o.stderr).contains("is up to date"), "{}", text(&o.stderr));
 }
