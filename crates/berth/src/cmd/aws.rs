@@ -1,6 +1,7 @@
 //! `cluster plan | up | down | status` for AWS targets (CloudFormation through berth-aws), and the
 //! engine target of an AWS target for `deploy` and the other stack commands (its managers over SSH).
 
+use super::cluster::runtime;
 use crate::cli::{ClusterCommand, StackArgs};
 use crate::exit;
 use crate::table;
@@ -32,14 +33,6 @@ fn expand_home(p: &str) -> PathBuf {
         Some(rest) => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(rest),
         None => PathBuf::from(p),
     }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, u8> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| super::fail(exit::FAILED, e, None))
 }
 
 /// Everything a command needs: names, the template, the parameters that do not need AWS.
@@ -392,20 +385,6 @@ fn status(p: &Prepared, json: bool) -> u8 {
     }
 }
 
-/// `swarm/state.json` as far as the CLI needs it (the agent writes the full document:
-/// `berth_aws::discovery`).
-#[derive(Debug, serde::Deserialize)]
-struct PublishedState {
-    #[serde(default)]
-    managers: Vec<PublishedManager>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct PublishedManager {
-    #[serde(default)]
-    public_ip: Option<String>,
-}
-
 /// Registry credentials for a deploy to an AWS target: the Docker CLI's, plus a fresh ECR token
 /// for the account's registry (12 hours; a new one at every deploy, which the swarm then gets —
 /// the fingerprint label changes — without restarting tasks).
@@ -427,9 +406,6 @@ pub(crate) fn registry_auths(t: &AwsTarget) -> Result<berth_engine::RegistryAuth
     auths.insert(&login.registry, creds);
     Ok(auths)
 }
-
-/// S3 key of the swarm state the leader's agent publishes.
-const STATE_KEY: &str = "swarm/state.json";
 
 /// The engine target of an AWS target: its managers' public addresses (from the discovery
 /// bucket's `swarm/state.json`), user `admin` (Debian's), the private half of `ssh_key`.
@@ -460,27 +436,9 @@ pub(crate) fn ssh_target(stack: &str, target: &str, t: &AwsTarget) -> Result<ber
             let bucket = info.outputs.get(berth_aws::stack::OUT_DISCOVERY).ok_or_else(|| {
                 AwsError::Other(format!("stack {cfn_stack} ({}) has no discovery bucket yet", info.status))
             })?;
-            let s3 = berth_aws::config::s3(&conf);
-            let body = match s3.get_object().bucket(bucket).key(STATE_KEY).send().await {
-                Ok(o) => o
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| AwsError::Other(format!("reading s3://{bucket}/{STATE_KEY}: {e}")))?
-                    .into_bytes(),
-                Err(e) => {
-                    let e = AwsError::api("s3:GetObject", e);
-                    if matches!(e.code(), Some("NoSuchKey" | "NotFound")) {
-                        return Ok(Vec::new());
-                    }
-                    return Err(e);
-                }
-            };
-            let state: PublishedState = serde_json::from_slice(&body)
-                .map_err(|e| AwsError::Other(format!("s3://{bucket}/{STATE_KEY} is not a swarm state: {e}")))?;
-            Ok::<_, AwsError>(
-                state.managers.into_iter().filter_map(|m| m.public_ip).filter(|ip| !ip.is_empty()).collect(),
-            )
+            let discovery = berth_aws::discovery::Discovery::new(berth_aws::config::s3(&conf), bucket.clone());
+            let managers = discovery.state().await?.map(|s| s.managers).unwrap_or_default();
+            Ok::<_, AwsError>(managers.into_iter().map(|m| m.public_ip).filter(|ip| !ip.is_empty()).collect())
         })
         .map_err(|e| aws_fail(&e))?;
     if ips.is_empty() {

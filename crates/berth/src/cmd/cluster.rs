@@ -141,7 +141,8 @@ fn plan_of(name: &str, t: &SshSpec, install: bool) -> Result<ClusterPlan, u8> {
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+/// The runtime of the cluster commands (SSH and AWS targets).
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
