@@ -204,14 +204,20 @@ impl<'a> Tpl<'a> {
     }
 
     fn parameters(&mut self) {
-        self.parameters.insert(
-            "AmiId".into(),
-            json!({
+        // A pinned AMI is a plain image ID: no SSM lookup, the same image for every instance ever made.
+        let ami = match &self.input.aws.ami {
+            Some(id) => json!({
+                "Type": "AWS::EC2::Image::Id",
+                "Default": id,
+                "Description": "Image of every instance, pinned by the target's `ami`",
+            }),
+            None => json!({
                 "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
                 "Default": DEFAULT_AMI_PARAMETER,
                 "Description": "Image of every instance: Debian 12 amd64 (login user `admin`), resolved through SSM",
             }),
-        );
+        };
+        self.parameters.insert("AmiId".into(), ami);
         self.parameters.insert(
             "HostedZoneId".into(),
             json!({

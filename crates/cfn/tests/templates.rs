@@ -23,6 +23,7 @@ fn aws(mode: AwsMode) -> AwsTarget {
         volume_size: 20,
         cidr: "10.0.0.0/16".into(),
         immutable_tags: false,
+        ami: None,
     }
 }
 
@@ -57,6 +58,7 @@ fn variants() -> Vec<Variant> {
         volume_size: 40,
         cidr: "10.20.0.0/20".into(),
         immutable_tags: true,
+        ami: Some("ami-0123456789abcdef0".into()),
         ..aws(AwsMode::Cluster)
     };
     vec![
@@ -441,6 +443,30 @@ fn cluster_groups_keep_quorum_and_drain_before_termination() {
     assert!(ssh(&ts["single_bare"]).is_empty());
     assert_eq!(ssh(&ts["single_full"])[0]["CidrIp"], "203.0.113.0/24");
     assert_eq!(ssh(&ts["cluster_full"])[0]["CidrIpv6"], "2001:db8::/48");
+}
+
+#[test]
+fn ami_is_pinned_or_resolved_through_ssm() {
+    for (name, t) in all() {
+        let p = &t["Parameters"]["AmiId"];
+        if name == "cluster_full" {
+            // Pinned: a plain image ID, no SSM lookup (what moto can execute, and reproducible instances).
+            assert_eq!(
+                (p["Type"].as_str(), p["Default"].as_str()),
+                (Some("AWS::EC2::Image::Id"), Some("ami-0123456789abcdef0"))
+            );
+        } else {
+            assert_eq!(p["Type"], "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>", "{name}");
+            assert_eq!(p["Default"], berth_cfn::DEFAULT_AMI_PARAMETER, "{name}");
+        }
+        for (id, lt) in of_type(&t, "AWS::EC2::LaunchTemplate") {
+            assert_eq!(
+                lt["Properties"]["LaunchTemplateData"]["ImageId"],
+                serde_json::json!({"Ref": "AmiId"}),
+                "{name} {id}"
+            );
+        }
+    }
 }
 
 #[test]

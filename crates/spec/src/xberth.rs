@@ -145,6 +145,8 @@ pub struct AwsTarget {
     pub cidr: String,
     /// ECR repositories refuse to overwrite a tag (`IMMUTABLE`); default false.
     pub immutable_tags: bool,
+    /// AMI ID (`ami-...`) of every instance, pinned; default: the latest Debian 12 through SSM.
+    pub ami: Option<String>,
 }
 
 /// How an AWS target is laid out.
@@ -227,6 +229,13 @@ fn is_instance_type(s: &str) -> bool {
             && family.as_bytes()[0].is_ascii_lowercase()
             && !size.is_empty()
             && size.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    })
+}
+
+/// True for AMI IDs: `ami-` and 8 or 17 lowercase hex digits.
+fn is_ami_id(s: &str) -> bool {
+    s.strip_prefix("ami-").is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -361,6 +370,7 @@ const AWS_KEYS: &[&str] = &[
     "volume_size",
     "cidr",
     "immutable_tags",
+    "ami",
 ];
 const SERVICE_KEYS: &[&str] = &["routes", "port", "health", "release"];
 const SECRET_KEYS: &[&str] = &["generate", "env"];
@@ -1164,6 +1174,17 @@ impl Cx {
         };
         let immutable_tags =
             m.get("immutable_tags").and_then(|v| self.boolean(v, &format!("{path}.immutable_tags"))).unwrap_or(false);
+        let ami = m.get("ami").and_then(|v| {
+            let s = self.string(v, &format!("{path}.ami"))?;
+            if is_ami_id(&s) {
+                return Some(s);
+            }
+            self.diags.push(
+                Diagnostic::error("xberth.ami", Some(v.pos), format!("{path}.ami"), format!("`{s}` is not an AMI ID"))
+                    .with_hint("write the image's ID, e.g. `ami-0123456789abcdef0` (x86_64, with cloud-init and apt)"),
+            );
+            None
+        });
         if self.diags[before..].iter().any(Diagnostic::is_error) {
             return None;
         }
@@ -1181,6 +1202,7 @@ impl Cx {
             volume_size,
             cidr: cidr?,
             immutable_tags,
+            ami,
         }))
     }
 
@@ -1659,6 +1681,7 @@ x-berth:
                 volume_size: 20,
                 cidr: "10.0.0.0/16".into(),
                 immutable_tags: false,
+                ami: None,
             }
         );
         let (got, t) = aws("      region: eu-west-1\n      cidr: 10.0.1.0/16\n      immutable_tags: true\n");
@@ -1674,7 +1697,7 @@ x-berth:
     #[test]
     fn aws_cluster_with_every_key() {
         let (got, t) = aws(
-            "      region: us-gov-west-1\n      profile: ops\n      mode: cluster\n      instance_type: m7i.large\n      managers: 5\n      workers: 2\n      workers_max: 6\n      hosted_zone: Example.com.\n      ssh_cidr: 203.0.113.7/32\n      ssh_key: ~/.ssh/id_ed25519.pub\n      volume_size: \"40\"\n      cidr: 10.20.0.0/20\n",
+            "      region: us-gov-west-1\n      profile: ops\n      mode: cluster\n      instance_type: m7i.large\n      managers: 5\n      workers: 2\n      workers_max: 6\n      hosted_zone: Example.com.\n      ssh_cidr: 203.0.113.7/32\n      ssh_key: ~/.ssh/id_ed25519.pub\n      volume_size: \"40\"\n      cidr: 10.20.0.0/20\n      ami: ami-0123456789abcdef0\n",
         );
         assert_eq!(got, Vec::<String>::new());
         let t = t.unwrap();
@@ -1682,6 +1705,7 @@ x-berth:
         assert_eq!(t.hosted_zone.as_deref(), Some("example.com"));
         assert_eq!(t.ssh_key.as_deref(), Some("~/.ssh/id_ed25519.pub"));
         assert_eq!((t.instance_type.as_str(), t.cidr.as_str()), ("m7i.large", "10.20.0.0/20"));
+        assert_eq!(t.ami.as_deref(), Some("ami-0123456789abcdef0"));
         // workers_max defaults to workers.
         let (_, t) = aws("      region: eu-west-1\n      mode: cluster\n      workers: 4\n");
         assert_eq!(t.unwrap().workers_max, 4);
@@ -1690,7 +1714,7 @@ x-berth:
     #[test]
     fn aws_bad_values_are_named_at_their_line() {
         let (got, t) = aws(
-            "      region: Ireland\n      mode: cluster\n      instance_type: big\n      managers: 4\n      workers: 3\n      workers_max: 2\n      ssh_cidr: 10.0.0.1\n      volume_size: 4\n      cidr: 10.0.0.0/8\n      ssh_keys: x\n",
+            "      region: Ireland\n      mode: cluster\n      instance_type: big\n      managers: 4\n      workers: 3\n      workers_max: 2\n      ssh_cidr: 10.0.0.1\n      volume_size: 4\n      cidr: 10.0.0.0/8\n      ssh_keys: x\n      ami: debian-12\n",
         );
         assert!(t.is_none());
         let want = [
@@ -1702,6 +1726,7 @@ x-berth:
             "13:20 x-berth.targets.cloud.volume_size 4 GiB is too small for the root volume (Debian 12 needs at least 8 GiB; the default is 20)",
             "14:13 x-berth.targets.cloud.cidr a /8 VPC: AWS allows /16 to /28, berth needs room for 3 subnets (use a private /16 to /24, e.g. `10.0.0.0/16`)",
             "15:7 x-berth.targets.cloud.ssh_keys unknown key `ssh_keys` in `x-berth.targets.cloud` (did you mean `ssh_key`?)",
+            "16:12 x-berth.targets.cloud.ami `debian-12` is not an AMI ID (write the image's ID, e.g. `ami-0123456789abcdef0` (x86_64, with cloud-init and apt))",
         ];
         for w in want {
             assert!(got.contains(&w.to_string()), "missing {w:?} in {got:#?}");
