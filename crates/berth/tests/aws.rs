@@ -51,6 +51,7 @@ x-berth:
       region: eu-west-1
       mode: single
       instance_type: INSTANCE_ONE
+      ami: AMI_ID
     many:
       aws: true
       region: eu-west-1
@@ -58,6 +59,7 @@ x-berth:
       workers: 1
       workers_max: 2
       instance_type: INSTANCE_MANY
+      ami: AMI_ID
     west:
       aws: true
       region: us-west-1
@@ -69,8 +71,8 @@ x-berth:
       hosted_zone: awst-zone.example
 "#;
 
-fn write_compose(dir: &Path, one: &str, many: &str) {
-    let text = COMPOSE.replace("INSTANCE_ONE", one).replace("INSTANCE_MANY", many);
+fn write_compose(dir: &Path, ami: &str, one: &str, many: &str) {
+    let text = COMPOSE.replace("INSTANCE_ONE", one).replace("INSTANCE_MANY", many).replace("AMI_ID", ami);
     std::fs::write(dir.join("compose.yaml"), text).unwrap();
     std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
 }
@@ -108,7 +110,7 @@ fn plan_rows(dir: &Path, target: &str) -> Vec<(String, String, String)> {
 
 /// One full life of a target: plan, up, no-change plan, a changed key planned and applied,
 /// down keeping data, up again, down deleting data.
-async fn lifecycle(dir: &Path, conf: &SdkConfig, target: &str, compute: &str, berth_sha: &str) {
+async fn lifecycle(dir: &Path, conf: &SdkConfig, target: &str, compute: &str, berth_sha: &str, ami: &str) {
     let cfn_stack = berth_cfn::stack_name("awst", target);
 
     // Plan of a new stack: every resource added, nothing left behind.
@@ -127,11 +129,147 @@ async fn lifecycle(dir: &Path, conf: &SdkConfig, target: &str, compute: &str, be
     let r = berth(dir, &["cluster", "up", "--target", target], &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(stack_status(dir, target).is_none());
-    // Executing the change set of berth-cfn's template is not tested here: moto resolves the
-    // default of `AmiId` (the reserved, Debian SSM parameter it does not have) while executing,
-    // and answers 500 (docs/aws.md, "Tested without AWS"); crates/aws/tests/moto.rs executes,
-    // updates and deletes through the same code with a template of the same outputs.
-    let _ = (conf, berth_sha);
+
+    // Up: the stack made, the agent binary in its discovery bucket with its SHA-256.
+    let info = up(dir, target);
+    assert_eq!(info["status"], "CREATE_COMPLETE", "{info}");
+    let discovery = info["outputs"]["DiscoveryBucket"].as_str().expect("DiscoveryBucket output").to_owned();
+    let (static_b, media_b) = (output(&info, "StaticBucket"), output(&info, "MediaBucket"));
+    assert_agent(conf, &discovery, berth_sha).await;
+    // Status: the same stack, its parameters (the pinned AMI is the template's default).
+    let status = stack_status(dir, target).expect("a stack after up");
+    assert_eq!((&status["status"], &status["outputs"]), (&info["status"], &info["outputs"]));
+    assert!(status["parameters"]["AgentVersion"].as_str().is_some_and(|v| berth_sha.starts_with(v)), "{status}");
+    let text = berth(dir, &["cluster", "status", "--target", target], &[]);
+    assert!(text.stdout.starts_with(&format!("{cfn_stack} CREATE_COMPLETE")), "{}", text.stdout);
+
+    // Nothing changed: an empty plan, and `up` says so.
+    assert_eq!(plan_rows(dir, target), vec![]);
+    let r = berth(dir, &["cluster", "up", "--target", target, "--yes"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("is up to date: no changes"), "{}", r.stderr);
+
+    // A changed key (the instance type): planned as a Modify of the launch template(s), applied.
+    write_compose(dir, ami, "t3.medium", "t3.medium");
+    let rows = plan_rows(dir, target);
+    assert!(
+        !rows.is_empty() && rows.iter().all(|(a, _, t)| a == "Modify" && t == "AWS::EC2::LaunchTemplate"),
+        "{rows:?}"
+    );
+    let info = up(dir, target);
+    assert_eq!(info["status"], "UPDATE_COMPLETE", "{info}");
+    assert_eq!(plan_rows(dir, target), vec![], "applied: nothing left to change");
+    write_compose(dir, ami, "t3.small", "t3.small");
+
+    // Down: the discovery bucket emptied and gone, the data buckets kept.
+    let r = down(dir, conf, target, false).await;
+    assert_eq!(r["kept"], serde_json::json!([static_b, media_b]), "{r}");
+    assert!(stack_status(dir, target).is_none(), "no stack after down");
+    assert!(!bucket_exists(conf, &discovery).await);
+    assert!(bucket_exists(conf, &static_b).await && bucket_exists(conf, &media_b).await);
+
+    // Up again (a new discovery bucket, the binary uploaded to it), then down with the data.
+    let info = up(dir, target);
+    assert_eq!(info["status"], "CREATE_COMPLETE", "{info}");
+    let discovery = output(&info, "DiscoveryBucket");
+    assert_agent(conf, &discovery, berth_sha).await;
+    let (static2, media2) = (output(&info, "StaticBucket"), output(&info, "MediaBucket"));
+    let r = down(dir, conf, target, true).await;
+    assert_eq!(r["deleted"], serde_json::json!([static2, media2]), "{r}");
+    assert!(stack_status(dir, target).is_none());
+    for b in [&discovery, &static2, &media2] {
+        assert!(!bucket_exists(conf, b).await, "{b} deleted");
+    }
+    // The first life's data buckets are still there (a down never touches other stacks' buckets).
+    assert!(bucket_exists(conf, &static_b).await && bucket_exists(conf, &media_b).await);
+}
+
+fn output(info: &serde_json::Value, key: &str) -> String {
+    info["outputs"][key].as_str().unwrap_or_else(|| panic!("output {key} in {info}")).to_owned()
+}
+
+/// `cluster up --yes --json`: the stack's info.
+fn up(dir: &Path, target: &str) -> serde_json::Value {
+    let r = berth(dir, &["cluster", "up", "--target", target, "--yes", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+/// `cluster down --yes --json [--delete-data]`: what it did. moto's CloudFormation never deletes
+/// an `AWS::EC2::VPCGatewayAttachment`, `SubnetRouteTableAssociation` or `RouteTable` (their
+/// models have no delete), so the VPC could never go (DependencyViolation): the test undoes
+/// those three in moto first, which AWS does itself (docs/aws.md, "Tested without AWS").
+async fn down(dir: &Path, conf: &SdkConfig, target: &str, delete_data: bool) -> serde_json::Value {
+    let cfn = berth_aws::sdk::cloudformation::Client::new(conf);
+    let res = cfn.describe_stack_resources().stack_name(berth_cfn::stack_name("awst", target)).send().await.unwrap();
+    let id = |logical: &str| {
+        res.stack_resources()
+            .iter()
+            .find(|r| r.logical_resource_id() == Some(logical))
+            .and_then(|r| r.physical_resource_id())
+            .unwrap_or_else(|| panic!("{logical} in the stack"))
+            .to_owned()
+    };
+    ec2_query(&format!("Action=DetachInternetGateway&InternetGatewayId={}&VpcId={}", id("InternetGateway"), id("Vpc")));
+    let table = id("RouteTable");
+    let xml = ec2_query(&format!("Action=DescribeRouteTables&RouteTableId.1={table}"));
+    for a in xml_values(&xml, "routeTableAssociationId") {
+        ec2_query(&format!("Action=DisassociateRouteTable&AssociationId={a}"));
+    }
+    ec2_query(&format!("Action=DeleteRouteTable&RouteTableId={table}"));
+    let mut args = vec!["cluster", "down", "--target", target, "--yes", "--json"];
+    if delete_data {
+        args.push("--delete-data");
+    }
+    let r = berth(dir, &args, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["existed"], true, "{v}");
+    v
+}
+
+async fn bucket_exists(conf: &SdkConfig, bucket: &str) -> bool {
+    berth_aws::config::s3(conf).head_bucket().bucket(bucket).send().await.is_ok()
+}
+
+async fn assert_agent(conf: &SdkConfig, bucket: &str, sha: &str) {
+    let obj = berth_aws::config::s3(conf).head_object().bucket(bucket).key("agent/berth").send().await.unwrap();
+    assert_eq!(obj.metadata().and_then(|m| m.get("sha256")).map(String::as_str), Some(sha), "{obj:?}");
+}
+
+/// One EC2 Query call to moto (eu-west-1), answered XML. The test has no EC2 SDK crate (nor does
+/// berth); moto checks no signature, only the region in the credential scope.
+fn ec2_query(query: &str) -> String {
+    use std::io::{Read, Write};
+    let url = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET /?{query}&Version=2016-11-15 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/eu-west-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"), "{query}: {out}");
+    out
+}
+
+/// The text of every `<tag>` element.
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    xml.split(&open).skip(1).filter_map(|rest| rest.split_once('<').map(|(v, _)| v.to_owned())).collect()
+}
+
+/// An x86_64 Linux AMI that moto knows (its DescribeImages), for the targets' `ami`.
+fn moto_ami() -> String {
+    let xml = ec2_query(
+        "Action=DescribeImages&Filter.1.Name=name&Filter.1.Value.1=ubuntu*&Filter.2.Name=architecture&Filter.2.Value.1=x86_64",
+    );
+    let id = xml_values(&xml, "imageId").into_iter().next().expect("an ubuntu image in moto");
+    assert!(id.starts_with("ami-"), "{id}");
+    id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,14 +287,13 @@ async fn aws_targets_against_moto() {
         std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", home.path().join("credentials"));
         std::env::remove_var("AWS_PROFILE");
         std::env::remove_var("BERTH_TARGET");
-        // moto knows Amazon Linux's public AMI parameters, not Debian's (docs/aws.md).
-        std::env::set_var(
-            "BERTH_AWS_AMI_PARAMETER",
-            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
-        );
+        std::env::remove_var("BERTH_AWS_AMI_PARAMETER");
     }
     let dir = tempfile::tempdir().unwrap();
-    write_compose(dir.path(), "t3.small", "t3.small");
+    // The targets pin an AMI moto has: with the Debian SSM default, moto cannot execute the
+    // change set (it resolves the reserved `/aws/service/debian/...` name it does not have).
+    let ami = moto_ami();
+    write_compose(dir.path(), &ami, "t3.small", "t3.small");
     let conf = berth_aws::config::load("eu-west-1", None).await.unwrap();
     let berth_sha = sha256_hex(Path::new(env!("CARGO_BIN_EXE_berth")));
 
@@ -178,8 +315,8 @@ async fn aws_targets_against_moto() {
         assert_eq!(written, expected_template(dir.path(), target), "{mode}: the template berth-cfn generates");
     }
 
-    lifecycle(dir.path(), &conf, "one", "AWS::EC2::Instance", &berth_sha).await;
-    lifecycle(dir.path(), &conf, "many", "AWS::AutoScaling::AutoScalingGroup", &berth_sha).await;
+    lifecycle(dir.path(), &conf, "one", "AWS::EC2::Instance", &berth_sha, &ami).await;
+    lifecycle(dir.path(), &conf, "many", "AWS::AutoScaling::AutoScalingGroup", &berth_sha, &ami).await;
 
     // Errors, each with its hint.
     // No credentials anywhere.

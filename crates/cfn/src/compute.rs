@@ -219,6 +219,10 @@ pub(crate) fn add(t: &mut Tpl) -> Result<(), CfnError> {
         // live on it); the agent on the host picks up the new binary.
         tags.push(json!({"Key": TAG_AGENT_VERSION, "Value": r("AgentVersion")}));
         let props = json!({
+            // The launch template names the image too; AWS takes either. Said here as well because
+            // moto builds an `AWS::EC2::Instance` from its own properties only (it ignores the launch
+            // template and needs `ImageId`): the same value, so nothing differs on AWS.
+            "ImageId": r("AmiId"),
             "LaunchTemplate": {
                 "LaunchTemplateId": r("LaunchTemplate"),
                 "Version": att("LaunchTemplate", "LatestVersionNumber"),

@@ -112,6 +112,9 @@ pub(crate) fn add(t: &mut Tpl) {
                 "GroupId": att("SecurityGroup", "GroupId"),
                 "SourceSecurityGroupId": att("SecurityGroup", "GroupId"),
                 "IpProtocol": "50",
+                // ESP has no ports: AWS ignores them for such protocols; -1 (all) is what moto needs.
+                "FromPort": -1,
+                "ToPort": -1,
                 "Description": "IPsec ESP of encrypted overlay networks between members",
             }),
         );

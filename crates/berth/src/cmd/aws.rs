@@ -13,8 +13,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Overrides the `AmiId` parameter (an SSM parameter name holding an AMI ID). Default: the
-/// template's (Debian 12). Tests point it at a parameter moto has.
+/// Overrides the `AmiId` parameter (an SSM parameter name holding an AMI ID) of a target without
+/// `ami`. Default: the template's (Debian 12).
 pub const AMI_PARAMETER_ENV: &str = "BERTH_AWS_AMI_PARAMETER";
 
 /// The exit code and rendering of an AWS error.
@@ -105,7 +105,9 @@ async fn connect(
     };
     params.insert("HostedZoneId".to_owned(), zone_id);
     params.insert("AgentVersion".to_owned(), agent.version().to_owned());
-    if let Ok(ami) = std::env::var(AMI_PARAMETER_ENV)
+    // A pinned `ami` is the template's default already; the variable only replaces the SSM name.
+    if p.spec.ami.is_none()
+        && let Ok(ami) = std::env::var(AMI_PARAMETER_ENV)
         && !ami.is_empty()
     {
         params.insert("AmiId".to_owned(), ami);
