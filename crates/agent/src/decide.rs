@@ -103,6 +103,7 @@ fn desired_member(o: &Observed, current: Option<&Member>, terminating: bool) -> 
         zone: o.me.zone.clone(),
         leaving_since,
         done: false,
+        ssh_host_keys: o.me.ssh_host_keys.clone(),
     }
 }
 
@@ -230,6 +231,7 @@ fn leader(o: &Observed, members: &[Member], out: &mut Vec<Action>) {
             private_ip: m.private_ip.clone(),
             public_ip: m.public_ip.clone(),
             zone: m.zone.clone(),
+            ssh_host_keys: m.ssh_host_keys.clone(),
         })
         .collect();
     managers.sort();

@@ -35,6 +35,54 @@ pub struct Config {
     pub dns_ttl: u64,
     /// Dispatcher heartbeat set at `swarm init`.
     pub heartbeat: Duration,
+    /// SSH host public keys: a directory (its `ssh_host_*_key.pub`) or one file of key lines.
+    pub ssh_host_keys: std::path::PathBuf,
+}
+
+/// Default of [`Config::ssh_host_keys`].
+pub const SSH_HOST_KEYS_DIR: &str = "/etc/ssh";
+
+/// The SSH host public keys at `path` (see [`Config::ssh_host_keys`]) as `type base64` (the
+/// comment, a host name, dropped), sorted. None readable (no sshd): empty, and the CLI falls back
+/// to trust on first use.
+pub fn read_host_keys(path: &std::path::Path) -> Vec<String> {
+    let files: Vec<std::path::PathBuf> = if path.is_dir() {
+        let mut f: Vec<_> = std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("ssh_host_") && n.ends_with("_key.pub"))
+            })
+            .collect();
+        f.sort();
+        f
+    } else {
+        vec![path.to_owned()]
+    };
+    let mut keys: Vec<String> =
+        files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).flat_map(|text| host_key_lines(&text)).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Key lines of a `.pub` file: `type base64` of each non-comment line.
+pub fn host_key_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            match (f.next(), f.next()) {
+                (Some(t), Some(b)) if t.starts_with("ssh-") || t.starts_with("ecdsa-") => Some(format!("{t} {b}")),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +211,7 @@ impl Agent {
             public_ip: next().unwrap_or_default(),
             zone: next().unwrap_or_default(),
             target_lifecycle_state: next(),
+            ssh_host_keys: read_host_keys(&self.cfg.ssh_host_keys),
         })
     }
 

@@ -29,6 +29,8 @@ pub struct Me {
     pub zone: String,
     /// `autoscaling/target-lifecycle-state` (`InService`, `Terminated`, ...), when known.
     pub target_lifecycle_state: Option<String>,
+    /// SSH host public keys (`type base64`), published in the member record and `state.json`.
+    pub ssh_host_keys: Vec<String>,
 }
 
 /// The local engine's swarm membership.

@@ -62,6 +62,7 @@ fn member(i: usize) -> Member {
         zone: zone(i),
         leaving_since: None,
         done: false,
+        ssh_host_keys: host_keys(i),
     }
 }
 
@@ -88,7 +89,13 @@ fn entry(i: usize) -> ManagerEntry {
         private_ip: priv_ip(i),
         public_ip: pub_ip(i),
         zone: zone(i),
+        ssh_host_keys: host_keys(i),
     }
+}
+
+/// Instance i's SSH host key as its agent reads it (managers publish theirs in state.json).
+fn host_keys(i: usize) -> Vec<String> {
+    vec![format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{i:0>43}")]
 }
 
 fn state(managers: &[usize]) -> SwarmState {
@@ -126,6 +133,7 @@ fn settled(i: usize) -> Observed {
             public_ip: pub_ip(i),
             zone: zone(i),
             target_lifecycle_state: Some("InService".into()),
+            ssh_host_keys: host_keys(i),
         },
         local: Local { state: "active".into(), node_id: node_id(i), swarm_id: "swarm1".into(), manager },
         published: Some(state(&[1, 2, 3])),
@@ -538,4 +546,52 @@ fn state_lists_ready_managers_in_instance_order() {
         panic!("{acts:?}")
     };
     assert_eq!(state.managers, vec![entry(1), entry(2), entry(3)]);
+}
+
+#[test]
+fn host_keys_are_read_from_the_pub_files_without_comments() {
+    let dir = std::env::temp_dir().join(format!("berth-agent-hostkeys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.as_path();
+    std::fs::write(p.join("ssh_host_ed25519_key.pub"), "ssh-ed25519 AAAAC3Nz host-1\n").unwrap();
+    std::fs::write(p.join("ssh_host_ecdsa_key.pub"), "ecdsa-sha2-nistp256 AAAAE2Vj root@host-1\n").unwrap();
+    std::fs::write(p.join("ssh_host_ed25519_key"), "-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
+    std::fs::write(p.join("authorized_keys"), "ssh-rsa AAAAB3 ops\n").unwrap();
+    assert_eq!(
+        crate::live::read_host_keys(p),
+        ["ecdsa-sha2-nistp256 AAAAE2Vj", "ssh-ed25519 AAAAC3Nz"],
+        "the private key and other files are not read"
+    );
+    std::fs::write(p.join("keys"), "# lab\nssh-rsa AAAAB3 a\n\nnot a key\n").unwrap();
+    assert_eq!(crate::live::read_host_keys(&p.join("keys")), ["ssh-rsa AAAAB3"]);
+    assert_eq!(crate::live::read_host_keys(&p.join("absent")), Vec::<String>::new());
+    std::fs::remove_dir_all(p).unwrap();
+}
+
+#[test]
+fn managers_host_keys_reach_state_json() {
+    let o = settled(1);
+    let actions = decide(&o);
+    let published = actions.iter().find_map(|a| match a {
+        Action::PublishState { state } => Some(state.clone()),
+        _ => None,
+    });
+    // Same managers as published: no new state; the entries carry what the members published.
+    assert!(published.is_none(), "{actions:?}");
+    let mut o = settled(1);
+    for m in &mut o.members {
+        m.ssh_host_keys = vec![format!("ssh-ed25519 NEW{}", m.instance_id)];
+    }
+    // The leader's own entry comes from what it reads itself.
+    o.me.ssh_host_keys = vec![format!("ssh-ed25519 NEW{}", o.me.instance_id)];
+    let state = decide(&o)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::PublishState { state } => Some(state),
+            _ => None,
+        })
+        .expect("new keys: a new state.json");
+    for m in &state.managers {
+        assert_eq!(m.ssh_host_keys, [format!("ssh-ed25519 NEW{}", m.instance_id)]);
+    }
 }

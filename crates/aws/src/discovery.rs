@@ -58,6 +58,10 @@ pub struct ManagerEntry {
     pub public_ip: String,
     #[serde(default)]
     pub zone: String,
+    /// The instance's SSH host public keys (`type base64`, from `/etc/ssh/ssh_host_*_key.pub`):
+    /// what the CLI checks the host against instead of trusting it on first use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_host_keys: Vec<String>,
 }
 
 /// The swarm role an instance's agent is started with (`--role`).
@@ -102,6 +106,10 @@ pub struct Member {
     /// The node left the swarm and the lifecycle action was completed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub done: bool,
+    /// The instance's SSH host public keys (`type base64`, from `/etc/ssh/ssh_host_*_key.pub`):
+    /// what the CLI checks the host against instead of trusting it on first use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_host_keys: Vec<String>,
 }
 
 /// A join token. Its `Debug` never shows the value; [`Token::expose`] is the only way to it.
@@ -286,6 +294,7 @@ mod tests {
                 private_ip: "10.0.1.5".into(),
                 public_ip: "203.0.113.7".into(),
                 zone: "eu-west-1a".into(),
+                ssh_host_keys: vec![],
             }],
             drained: vec![],
         };

@@ -9,7 +9,9 @@
 //!
 //! Host keys are checked against a known_hosts file (OpenSSH format): an unknown host is refused
 //! unless trust on first use is asked for (then its key is recorded), a changed key is always
-//! refused. Authentication: the key file given, else the SSH agent, else `~/.ssh/id_ed25519`,
+//! refused. A host with expected keys ([`SshOptions::host_keys`], e.g. published by the host
+//! itself through a channel the caller trusts) must present one of them; known_hosts is then
+//! neither read nor written for it. Authentication: the key file given, else the SSH agent, else `~/.ssh/id_ed25519`,
 //! `~/.ssh/id_ecdsa`, `~/.ssh/id_rsa`. Does I/O (network, files); prints nothing.
 
 use russh::client::{self, AuthResult, Handle};
@@ -88,6 +90,9 @@ pub struct SshOptions {
     pub known_hosts: PathBuf,
     /// Record the key of a host that is not in known_hosts instead of refusing it.
     pub trust_new_hosts: bool,
+    /// Expected host keys by host (as in [`HostAddr::host`]), OpenSSH public key lines
+    /// (`ssh-ed25519 AAAA... [comment]`): such a host must present one of them.
+    pub host_keys: std::collections::BTreeMap<String, Vec<String>>,
     /// TCP connect + handshake + authentication must finish within this.
     pub connect_timeout: Duration,
 }
@@ -100,6 +105,7 @@ impl Default for SshOptions {
             key: None,
             known_hosts: home.join(".ssh/known_hosts"),
             trust_new_hosts: false,
+            host_keys: Default::default(),
             connect_timeout: Duration::from_secs(15),
         }
     }
@@ -117,6 +123,10 @@ pub enum SshError {
     UnknownHost { host: String, known_hosts: String, algorithm: String, fingerprint: String },
     #[error("the host key of {host} CHANGED (line {line} of {known_hosts} has another key): refusing to connect")]
     HostKeyChanged { host: String, known_hosts: String, line: usize },
+    #[error(
+        "{host} presents a {algorithm} key ({fingerprint}) that is not one of the {expected} expected: refusing to connect"
+    )]
+    HostKeyMismatch { host: String, algorithm: String, fingerprint: String, expected: usize },
     #[error("{host}: authentication as `{user}` failed ({tried})")]
     AuthFailed { host: String, user: String, tried: String },
     #[error("{host}: {what}: {detail}")]
@@ -138,6 +148,10 @@ impl SshError {
                 .into(),
             SshError::HostKeyChanged { .. } => "if the host was reinstalled, remove its old line from known_hosts \
                                                  (`ssh-keygen -R HOST`); otherwise someone may be in the middle"
+                .into(),
+            SshError::HostKeyMismatch { .. } => "the expected keys come from the host's own publication (e.g. \
+                                                  its agent's state): if the host was just replaced, wait until \
+                                                  its new keys are published; otherwise someone may be in the middle"
                 .into(),
             SshError::AuthFailed { .. } => {
                 "load the key into the agent (`ssh-add`) or set `key:` on the target; the user needs access to \
@@ -166,6 +180,8 @@ pub struct ExecOutput {
 struct Verdict {
     unknown: Option<(String, String)>,
     changed: Option<usize>,
+    /// Presented key (algorithm, fingerprint) that none of the expected keys matched.
+    mismatch: Option<(String, String)>,
 }
 
 struct Client {
@@ -173,6 +189,8 @@ struct Client {
     port: u16,
     known_hosts: PathBuf,
     trust_new_hosts: bool,
+    /// Expected keys of this host (parsed); `None`: known_hosts decides.
+    expected: Option<Vec<PublicKey>>,
     verdict: Arc<Mutex<Verdict>>,
 }
 
@@ -184,6 +202,14 @@ impl client::Handler for Client {
             return Ok(false);
         };
         let mut v = self.verdict.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(expected) = &self.expected {
+            // Compared by key material: comments do not count.
+            if expected.iter().any(|k| k.key_data() == key.key_data()) {
+                return Ok(true);
+            }
+            v.mismatch = Some((key.algorithm().to_string(), key.fingerprint(HashAlg::Sha256).to_string()));
+            return Ok(false);
+        }
         match russh::keys::check_known_hosts_path(&self.host, self.port, key, &self.known_hosts) {
             Ok(true) => Ok(true),
             Err(russh::keys::Error::KeyChanged { line }) => {
@@ -203,6 +229,21 @@ impl client::Handler for Client {
             }
         }
     }
+}
+
+/// Expected host keys, parsed; a line that is no public key is an error (not silently skipped:
+/// fewer keys would only refuse more, but a garbled publication deserves to be named).
+fn parse_host_keys(host: &str, lines: &[String]) -> Result<Vec<PublicKey>, SshError> {
+    lines
+        .iter()
+        .map(|l| {
+            PublicKey::from_openssh(l.trim()).map_err(|e| SshError::Protocol {
+                host: host.to_owned(),
+                what: "expected host key",
+                detail: format!("`{}`: {e}", l.chars().take(40).collect::<String>()),
+            })
+        })
+        .collect()
 }
 
 /// One authenticated SSH connection to a host.
@@ -235,11 +276,17 @@ impl Session {
             ..Default::default()
         });
         let verdict = Arc::new(Mutex::new(Verdict::default()));
+        let expected = match opts.host_keys.get(&addr.host) {
+            Some(lines) => Some(parse_host_keys(&host, lines)?),
+            None => None,
+        };
+        let expected_count = expected.as_ref().map_or(0, Vec::len);
         let handler = Client {
             host: addr.host.clone(),
             port: addr.port,
             known_hosts: opts.known_hosts.clone(),
             trust_new_hosts: opts.trust_new_hosts,
+            expected,
             verdict: verdict.clone(),
         };
         let tcp = tokio::net::TcpStream::connect((addr.host.as_str(), addr.port))
@@ -251,6 +298,9 @@ impl Session {
             Err(e) => {
                 let v = verdict.lock().unwrap_or_else(|e| e.into_inner());
                 let known_hosts = opts.known_hosts.display().to_string();
+                if let Some((algorithm, fingerprint)) = v.mismatch.clone() {
+                    return Err(SshError::HostKeyMismatch { host, algorithm, fingerprint, expected: expected_count });
+                }
                 if let Some(line) = v.changed {
                     return Err(SshError::HostKeyChanged { host, known_hosts, line });
                 }

@@ -59,6 +59,9 @@ pub struct AgentRunArgs {
     /// Dispatcher heartbeat set when this agent initialises the swarm.
     #[arg(long, default_value = "2s")]
     pub heartbeat: String,
+    /// SSH host public keys to publish: a directory (its `ssh_host_*_key.pub`) or a file.
+    #[arg(long, value_name = "DIR|FILE", default_value = berth_agent::live::SSH_HOST_KEYS_DIR)]
+    pub ssh_host_keys: std::path::PathBuf,
     /// One round, then exit (0: it went through; 4: an action failed).
     #[arg(long)]
     pub once: bool,
@@ -116,6 +119,7 @@ fn agent_run(a: &AgentRunArgs) -> u8 {
         interval,
         dns_ttl,
         heartbeat,
+        ssh_host_keys: a.ssh_host_keys.clone(),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

@@ -425,7 +425,7 @@ pub(crate) fn ssh_target(stack: &str, target: &str, t: &AwsTarget) -> Result<ber
         .enable_all()
         .build()
         .map_err(|e| super::fail(exit::FAILED, e, None))?;
-    let ips: Vec<String> = rt
+    let managers: Vec<(String, Vec<String>)> = rt
         .block_on(async {
             let conf = berth_aws::config::load(&t.region, t.profile.as_deref()).await?;
             berth_aws::config::caller_identity(&conf).await?;
@@ -440,10 +440,16 @@ pub(crate) fn ssh_target(stack: &str, target: &str, t: &AwsTarget) -> Result<ber
             })?;
             let discovery = berth_aws::discovery::Discovery::new(berth_aws::config::s3(&conf), bucket.clone());
             let managers = discovery.state().await?.map(|s| s.managers).unwrap_or_default();
-            Ok::<_, AwsError>(managers.into_iter().map(|m| m.public_ip).filter(|ip| !ip.is_empty()).collect())
+            Ok::<_, AwsError>(
+                managers
+                    .into_iter()
+                    .filter(|m| !m.public_ip.is_empty())
+                    .map(|m| (m.public_ip, m.ssh_host_keys))
+                    .collect(),
+            )
         })
         .map_err(|e| aws_fail(&e))?;
-    if ips.is_empty() {
+    if managers.is_empty() {
         return Err(super::fail(
             exit::ENGINE,
             format!("target `{target}`: no manager published yet (swarm/state.json names none with a public address)"),
@@ -451,11 +457,23 @@ pub(crate) fn ssh_target(stack: &str, target: &str, t: &AwsTarget) -> Result<ber
         ));
     }
     let hosts: Vec<HostAddr> =
-        ips.iter().map(|ip| HostAddr { user: Some("admin".into()), host: ip.clone(), port: 22 }).collect();
+        managers.iter().map(|(ip, _)| HostAddr { user: Some("admin".into()), host: ip.clone(), port: 22 }).collect();
     let mut options = SshOptions { user: "admin".into(), ..SshOptions::default() };
     // The private half of the key pair's public key file; else the SSH agent and default keys.
     options.key = t.ssh_key.as_deref().map(|k| expand_home(k.strip_suffix(".pub").unwrap_or(k))).filter(|p| p.exists());
-    // Instances are new machines with new host keys each time the group replaces one.
-    options.trust_new_hosts = true;
+    // Each manager's agent publishes its host keys in state.json (written only by the instances'
+    // role and the account): the host must present one of them. Instances are new machines with
+    // new keys whenever the group replaces one, so known_hosts would not help. Agents older than
+    // this publish none: trust on first use for those hosts, said on stderr.
+    for (ip, keys) in &managers {
+        if keys.is_empty() {
+            options.trust_new_hosts = true;
+            eprintln!(
+                "warning: swarm/state.json names no SSH host keys for {ip} (an older agent): trusting its key on first use"
+            );
+        } else {
+            options.host_keys.insert(ip.clone(), keys.clone());
+        }
+    }
     Ok(berth_engine::SshTarget { managers: hosts.clone(), hosts, socket: "/var/run/docker.sock".into(), options })
 }
