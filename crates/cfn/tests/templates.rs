@@ -24,6 +24,8 @@ fn aws(mode: AwsMode) -> AwsTarget {
         cidr: "10.0.0.0/16".into(),
         immutable_tags: false,
         ami: None,
+        ssh_user: None,
+        socket: None,
     }
 }
 

@@ -147,6 +147,11 @@ pub struct AwsTarget {
     pub immutable_tags: bool,
     /// AMI ID (`ami-...`) of every instance, pinned; default: the latest Debian 12 through SSM.
     pub ami: Option<String>,
+    /// Login user of the instances (`deploy` over SSH); default `admin` (Debian's). A pinned `ami`
+    /// of another distribution has its own (e.g. `ubuntu`).
+    pub ssh_user: Option<String>,
+    /// Docker socket on the instances (`{host}` = the host); default `/var/run/docker.sock`.
+    pub socket: Option<String>,
 }
 
 /// How an AWS target is laid out.
@@ -371,6 +376,8 @@ const AWS_KEYS: &[&str] = &[
     "cidr",
     "immutable_tags",
     "ami",
+    "ssh_user",
+    "socket",
 ];
 const SERVICE_KEYS: &[&str] = &["routes", "port", "health", "release"];
 const SECRET_KEYS: &[&str] = &["generate", "env"];
@@ -1185,6 +1192,40 @@ impl Cx {
             );
             None
         });
+        let ssh_user = m.get("ssh_user").and_then(|v| {
+            let s = self.string(v, &format!("{path}.ssh_user"))?;
+            let ok = s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            if ok {
+                return Some(s);
+            }
+            self.diags.push(
+                Diagnostic::error(
+                    "xberth.ssh-user",
+                    Some(v.pos),
+                    format!("{path}.ssh_user"),
+                    format!("`{s}` is not a user name"),
+                )
+                .with_hint("the image's login user, e.g. `admin` (Debian) or `ubuntu`"),
+            );
+            None
+        });
+        let socket = m.get("socket").and_then(|v| {
+            let s = self.string(v, &format!("{path}.socket"))?;
+            if s.starts_with('/') {
+                return Some(s);
+            }
+            self.diags.push(
+                Diagnostic::error(
+                    "xberth.socket",
+                    Some(v.pos),
+                    format!("{path}.socket"),
+                    format!("`{s}` is not an absolute path"),
+                )
+                .with_hint("e.g. `/var/run/docker.sock`"),
+            );
+            None
+        });
         if self.diags[before..].iter().any(Diagnostic::is_error) {
             return None;
         }
@@ -1203,6 +1244,8 @@ impl Cx {
             cidr: cidr?,
             immutable_tags,
             ami,
+            ssh_user,
+            socket,
         }))
     }
 
@@ -1682,6 +1725,8 @@ x-berth:
                 cidr: "10.0.0.0/16".into(),
                 immutable_tags: false,
                 ami: None,
+                ssh_user: None,
+                socket: None,
             }
         );
         let (got, t) = aws("      region: eu-west-1\n      cidr: 10.0.1.0/16\n      immutable_tags: true\n");
@@ -1697,7 +1742,7 @@ x-berth:
     #[test]
     fn aws_cluster_with_every_key() {
         let (got, t) = aws(
-            "      region: us-gov-west-1\n      profile: ops\n      mode: cluster\n      instance_type: m7i.large\n      managers: 5\n      workers: 2\n      workers_max: 6\n      hosted_zone: Example.com.\n      ssh_cidr: 203.0.113.7/32\n      ssh_key: ~/.ssh/id_ed25519.pub\n      volume_size: \"40\"\n      cidr: 10.20.0.0/20\n      ami: ami-0123456789abcdef0\n",
+            "      region: us-gov-west-1\n      profile: ops\n      mode: cluster\n      instance_type: m7i.large\n      managers: 5\n      workers: 2\n      workers_max: 6\n      hosted_zone: Example.com.\n      ssh_cidr: 203.0.113.7/32\n      ssh_key: ~/.ssh/id_ed25519.pub\n      volume_size: \"40\"\n      cidr: 10.20.0.0/20\n      ami: ami-0123456789abcdef0\n      ssh_user: ubuntu\n      socket: /run/docker.sock\n",
         );
         assert_eq!(got, Vec::<String>::new());
         let t = t.unwrap();
@@ -1706,6 +1751,7 @@ x-berth:
         assert_eq!(t.ssh_key.as_deref(), Some("~/.ssh/id_ed25519.pub"));
         assert_eq!((t.instance_type.as_str(), t.cidr.as_str()), ("m7i.large", "10.20.0.0/20"));
         assert_eq!(t.ami.as_deref(), Some("ami-0123456789abcdef0"));
+        assert_eq!((t.ssh_user.as_deref(), t.socket.as_deref()), (Some("ubuntu"), Some("/run/docker.sock")));
         // workers_max defaults to workers.
         let (_, t) = aws("      region: eu-west-1\n      mode: cluster\n      workers: 4\n");
         assert_eq!(t.unwrap().workers_max, 4);
@@ -1714,7 +1760,7 @@ x-berth:
     #[test]
     fn aws_bad_values_are_named_at_their_line() {
         let (got, t) = aws(
-            "      region: Ireland\n      mode: cluster\n      instance_type: big\n      managers: 4\n      workers: 3\n      workers_max: 2\n      ssh_cidr: 10.0.0.1\n      volume_size: 4\n      cidr: 10.0.0.0/8\n      ssh_keys: x\n      ami: debian-12\n",
+            "      region: Ireland\n      mode: cluster\n      instance_type: big\n      managers: 4\n      workers: 3\n      workers_max: 2\n      ssh_cidr: 10.0.0.1\n      volume_size: 4\n      cidr: 10.0.0.0/8\n      ssh_keys: x\n      ami: debian-12\n      ssh_user: Admin\n",
         );
         assert!(t.is_none());
         let want = [
@@ -1727,6 +1773,7 @@ x-berth:
             "14:13 x-berth.targets.cloud.cidr a /8 VPC: AWS allows /16 to /28, berth needs room for 3 subnets (use a private /16 to /24, e.g. `10.0.0.0/16`)",
             "15:7 x-berth.targets.cloud.ssh_keys unknown key `ssh_keys` in `x-berth.targets.cloud` (did you mean `ssh_key`?)",
             "16:12 x-berth.targets.cloud.ami `debian-12` is not an AMI ID (write the image's ID, e.g. `ami-0123456789abcdef0` (x86_64, with cloud-init and apt))",
+            "17:17 x-berth.targets.cloud.ssh_user `Admin` is not a user name (the image's login user, e.g. `admin` (Debian) or `ubuntu`)",
         ];
         for w in want {
             assert!(got.contains(&w.to_string()), "missing {w:?} in {got:#?}");

@@ -410,7 +410,8 @@ pub(crate) fn registry_auths(t: &AwsTarget) -> Result<berth_engine::RegistryAuth
 }
 
 /// The engine target of an AWS target: its managers' public addresses (from the discovery
-/// bucket's `swarm/state.json`), user `admin` (Debian's), the private half of `ssh_key`.
+/// bucket's `swarm/state.json`), user `ssh_user` (default `admin`, Debian's), the private half of
+/// `ssh_key`, host keys as published in `state.json`.
 pub(crate) fn ssh_target(stack: &str, target: &str, t: &AwsTarget) -> Result<berth_engine::SshTarget, u8> {
     use berth_engine::berth_ssh::{HostAddr, SshOptions};
     let cfn_stack = berth_cfn::stack_name(stack, target);
@@ -456,9 +457,10 @@ pub(crate) fn ssh_target(stack: &str, target: &str, t: &AwsTarget) -> Result<ber
             Some("the instances' agents publish it once the swarm is initialised, a few minutes after `berth cluster up`; try again".into()),
         ));
     }
+    let user = t.ssh_user.clone().unwrap_or_else(|| "admin".into());
     let hosts: Vec<HostAddr> =
-        managers.iter().map(|(ip, _)| HostAddr { user: Some("admin".into()), host: ip.clone(), port: 22 }).collect();
-    let mut options = SshOptions { user: "admin".into(), ..SshOptions::default() };
+        managers.iter().map(|(ip, _)| HostAddr { user: Some(user.clone()), host: ip.clone(), port: 22 }).collect();
+    let mut options = SshOptions { user, ..SshOptions::default() };
     // The private half of the key pair's public key file; else the SSH agent and default keys.
     options.key = t.ssh_key.as_deref().map(|k| expand_home(k.strip_suffix(".pub").unwrap_or(k))).filter(|p| p.exists());
     // Each manager's agent publishes its host keys in state.json (written only by the instances'
@@ -475,5 +477,6 @@ pub(crate) fn ssh_target(stack: &str, target: &str, t: &AwsTarget) -> Result<ber
             options.host_keys.insert(ip.clone(), keys.clone());
         }
     }
-    Ok(berth_engine::SshTarget { managers: hosts.clone(), hosts, socket: "/var/run/docker.sock".into(), options })
+    let socket = t.socket.clone().unwrap_or_else(|| "/var/run/docker.sock".into());
+    Ok(berth_engine::SshTarget { managers: hosts.clone(), hosts, socket, options })
 }
