@@ -698,19 +698,22 @@ impl Engine {
 impl Engine {
     /// Makes sure exactly one node carries the label that pins `volume` ([`berth_plan::pin`]):
     /// kept where it is; else the node that runs a task of `service` now (the data is there);
-    /// else the leader. Returns the node's hostname and whether berth labelled it just now.
+    /// else the leader. Returns the node's hostname and whether the pin is new: berth labelled
+    /// the node just now, or the label was there (the target's `labels:` set it) but the service
+    /// has no task yet — either way its data is about to be created on that node, which the
+    /// operator is told once.
     pub async fn pin_volume(&self, service: &str, volume: &str) -> Result<(String, bool), EngineError> {
         let label = berth_plan::pin::label_for(volume);
         let nodes = self.cluster_nodes().await?;
-        if let Some(n) = nodes.iter().find(|n| n.labels.get(&label).map(String::as_str) == Some("true")) {
-            return Ok((n.hostname.clone(), false));
-        }
         let filters = HashMap::from([
             ("service".to_string(), vec![service.to_string()]),
             ("desired-state".to_string(), vec!["running".to_string()]),
         ]);
         let tasks =
             self.docker().list_tasks(Some(ListTasksOptions { filters: Some(filters) })).await.unwrap_or_default();
+        if let Some(n) = nodes.iter().find(|n| n.labels.get(&label).map(String::as_str) == Some("true")) {
+            return Ok((n.hostname.clone(), tasks.is_empty()));
+        }
         let holder = tasks
             .iter()
             .filter_map(|t| t.node_id.as_deref())
