@@ -78,8 +78,16 @@ fn ip(i: usize) -> String {
     format!("{NET}.{}", 10 + i)
 }
 
+/// The public address the metadata service gives instance i: the lab host's own, so that
+/// `berth deploy` reaches it through `state.json` like it reaches an instance's public IP.
 fn public_ip(i: usize) -> String {
-    format!("203.0.113.{}", 10 + i)
+    ip(i)
+}
+
+/// Lab host i's SSH host public key (`type base64`), as its agent publishes it.
+fn host_key(i: usize) -> String {
+    let text = std::fs::read_to_string(format!("/var/lib/alab/ssh/host_n{i}.pub")).unwrap();
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
 fn docker(i: usize, args: &[&str]) -> String {
@@ -290,6 +298,7 @@ print(json.dumps({{'zone': zone.split('/')[-1], 'managers': ids['agt-managers'],
             .args(["agent", "run", "--bucket", BUCKET, "--role", role, "--region", REGION, "--cfn-stack", CFN_STACK])
             .args(["--group", group, "--hosted-zone-id", &zone, "--domains", DOMAINS])
             .args(["--instance-id", &id(i), "--imds", &server.url, "--interval", "1s", "--dns-ttl", "3s"])
+            .args(["--ssh-host-keys", &format!("/var/lib/alab/ssh/host_n{i}.pub")])
             .arg("--docker")
             .arg(format!("unix:///run/alab/{}/docker.sock", ip(i)))
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -375,6 +384,22 @@ print(json.dumps(sorted((s['Name'], sorted(r['Value'] for r in s['ResourceRecord
             line.split(' ').next().unwrap()
         );
     }
+    // Each manager's SSH host key, as its agent read it.
+    wait_for("state.json carries the managers' SSH host keys", Duration::from_secs(30), || {
+        state()["managers"].as_array().unwrap().iter().all(|m| {
+            let i = (1..=3).find(|i| m["private_ip"] == ip(*i)).unwrap();
+            m["ssh_host_keys"] == serde_json::json!([host_key(i)])
+        })
+    });
+
+    // `berth deploy --target <aws>`: the managers from state.json, their host keys from there too.
+    let start = Instant::now();
+    deploy_through_state_json(&moto, tmp.path(), &dump(&agents));
+    table.push((
+        "berth deploy + status --target <aws> (1 service)".into(),
+        format!("{:.1} s", start.elapsed().as_secs_f64()),
+    ));
+
     // Node labels name the instances.
     assert_eq!(
         docker(1, &["node", "inspect", "alab-n4", "--format", "{{index .Spec.Labels \"io.berth.instance\"}}"]),
@@ -506,6 +531,78 @@ print(json.dumps(sorted((s['Name'], sorted(r['Value'] for r in s['ResourceRecord
     for (k, v) in &table {
         eprintln!("| {k} | {v} |");
     }
+}
+
+/// The CLI against the swarm the agents formed: a CloudFormation stack in moto whose
+/// `DiscoveryBucket` output is the agents' bucket stands in for `berth cluster up`; `deploy` reads
+/// `state.json`, connects to the managers' public IPs (the lab hosts) with the lab's key, checks
+/// their host keys against `state.json` (known_hosts neither read nor written), gets an ECR token
+/// from moto (a fake one: nothing here pulls from ECR), deploys, and `status` sees the service.
+fn deploy_through_state_json(moto: &Moto, tmp: &Path, agents: &str) {
+    moto.py(r#"
+t = {'Resources': {'Handle': {'Type': 'AWS::CloudFormation::WaitConditionHandle'}},
+     'Outputs': {'DiscoveryBucket': {'Value': 'agt-discovery'}}}
+c('cloudformation').create_stack(StackName='berth-awsx-aws', TemplateBody=json.dumps(t))
+"#);
+    let dir = tmp.join("awsx");
+    let home = tmp.join("home");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            r#"services:
+  web:
+    image: berth-test/app:v1
+x-berth:
+  name: awsx
+  targets:
+    aws:
+      aws: true
+      region: {REGION}
+      ssh_cidr: {NET}.0/24
+      ssh_key: /var/lib/alab/ssh/id_ed25519.pub
+      ssh_user: root
+      socket: /run/alab/{{host}}/docker.sock
+"#
+        ),
+    )
+    .unwrap();
+    let berth = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .current_dir(&dir)
+            .args(args)
+            .env("HOME", &home)
+            .env("NO_COLOR", "1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ENDPOINT_URL", &moto.url)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", home.join("aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
+            .env_remove("AWS_PROFILE")
+            .env_remove("BERTH_TARGET")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        eprintln!("$ berth {}\n{stdout}{stderr}(exit {:?})", args.join(" "), out.status.code());
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, _, err) = berth(&["deploy", "--target", "aws", "--plain", "--timeout", "120"]);
+    assert_eq!(code, Some(0), "deploy: {err}\n{agents}");
+    assert!(!err.contains("trusting"), "host keys came from state.json: {err}");
+    assert!(!home.join(".ssh/known_hosts").exists(), "known_hosts neither read nor written");
+    let (code, out, err) = berth(&["status", "--target", "aws", "--json"]);
+    assert_eq!(code, Some(0), "status: {err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    eprintln!("{status}");
+    assert!(out.contains("awsx_web") || out.contains("\"web\""), "{status}");
+    assert_eq!(docker(1, &["service", "ls", "--filter", "name=awsx_web", "--format", "{{.Replicas}}"]), "1/1");
+    // The service must not take part in the drains below.
+    let _ = docker(1, &["service", "rm", "awsx_web"]);
 }
 
 unsafe extern "C" {
