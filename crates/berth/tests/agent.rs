@@ -394,7 +394,7 @@ print(json.dumps(sorted((s['Name'], sorted(r['Value'] for r in s['ResourceRecord
 
     // `berth deploy --target <aws>`: the managers from state.json, their host keys from there too.
     let start = Instant::now();
-    deploy_through_state_json(&moto, tmp.path(), &dump(&agents));
+    deploy_through_state_json(&moto, tmp.path(), &dump(&agents), agents[0].child.id());
     table.push((
         "berth deploy + status --target <aws> (1 service)".into(),
         format!("{:.1} s", start.elapsed().as_secs_f64()),
@@ -538,7 +538,7 @@ print(json.dumps(sorted((s['Name'], sorted(r['Value'] for r in s['ResourceRecord
 /// `state.json`, connects to the managers' public IPs (the lab hosts) with the lab's key, checks
 /// their host keys against `state.json` (known_hosts neither read nor written), gets an ECR token
 /// from moto (a fake one: nothing here pulls from ECR), deploys, and `status` sees the service.
-fn deploy_through_state_json(moto: &Moto, tmp: &Path, agents: &str) {
+fn deploy_through_state_json(moto: &Moto, tmp: &Path, agents: &str, leader_agent: u32) {
     moto.py(r#"
 t = {'Resources': {'Handle': {'Type': 'AWS::CloudFormation::WaitConditionHandle'}},
      'Outputs': {'DiscoveryBucket': {'Value': 'agt-discovery'}}}
@@ -601,6 +601,29 @@ x-berth:
     eprintln!("{status}");
     assert!(out.contains("awsx_web") || out.contains("\"web\""), "{status}");
     assert_eq!(docker(1, &["service", "ls", "--filter", "name=awsx_web", "--format", "{{.Replicas}}"]), "1/1");
+    // A state.json whose keys are not the managers' (here: host 4's for all three): refused,
+    // the key named. The leader's agent is paused meanwhile so that it does not rewrite the file.
+    let signal =
+        |sig: &str| assert!(Command::new("kill").args([sig, &leader_agent.to_string()]).status().unwrap().success());
+    signal("-STOP");
+    let wrong = host_key(4);
+    moto.py(&format!(
+        r#"
+s3 = c('s3'); k = 'swarm/state.json'
+st = json.loads(s3.get_object(Bucket='{BUCKET}', Key=k)['Body'].read())
+for m in st['managers']: m['ssh_host_keys'] = ['{wrong}']
+s3.put_object(Bucket='{BUCKET}', Key=k, Body=json.dumps(st).encode())
+"#
+    ));
+    let (code, _, err) = berth(&["status", "--target", "aws"]);
+    signal("-CONT");
+    assert_ne!(code, Some(0), "keys that are not the hosts' must be refused: {err}");
+    assert!(err.contains("that is not one of the 1 expected") && err.contains("SHA256:"), "{err}");
+    assert!(!home.join(".ssh/known_hosts").exists());
+    wait_for("the leader rewrites state.json with the managers' keys", Duration::from_secs(30), || {
+        let (code, _, _) = berth(&["status", "--target", "aws"]);
+        code == Some(0)
+    });
     // The service must not take part in the drains below.
     let _ = docker(1, &["service", "rm", "awsx_web"]);
 }
