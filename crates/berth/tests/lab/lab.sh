@@ -6,7 +6,7 @@
 #
 #   lab.sh up N        start hosts 1..N (fresh state); prints the lab's env on stdout
 #   lab.sh down        stop everything and remove all state
-#   lab.sh kill I      SIGKILL host I's dockerd, containerd and containers (a crashed machine)
+#   lab.sh kill I      SIGKILL host I's dockerd, containerd and containers (a crashed machine; sshd stays)
 #   lab.sh start I     start host I's dockerd again (the machine comes back)
 #   lab.sh cut I       cut host I off the network (its link goes down; processes keep running)
 #   lab.sh heal I      put host I back on the network
@@ -14,7 +14,7 @@
 # Each dockerd listens on /run/berth-lab/<ip>/docker.sock (the targets' `socket:` is
 # /run/berth-lab/{host}/docker.sock): the hosts share this machine's mount namespace, so every
 # node needs its own path. SSH sessions get DOCKER_HOST set to it, so that the docker CLI's
-# `DOCKER_HOST=ssh://` (which runs `docker system dial-stdio` on the host) reaches the same engine. Images given in LAB_IMAGES are copied into every node (docker save|load).
+# `DOCKER_HOST=ssh://` (which runs `docker system dial-stdio` on the host) reaches the same engine. Images given in LAB_IMAGES are copied into every node (docker save|load), those in LAB_IMAGES_<i> into node i.
 # Every name starts with $LAB_PREFIX (default "blab"; a second lab beside the first needs another prefix, LAB_NET, LAB_BASE and LAB_RUN); `down` touches nothing else. Needs root, iproute2, openssh-server.
 set -euo pipefail
 
@@ -80,10 +80,13 @@ CFG
     </dev/null >>"$BASE/sshd-$n.log" 2>&1 &
 }
 
-# PIDs of processes that belong to host i (its dockerd, containerd, shims and containers): every
-# process in the host's network namespace.
+# PIDs of processes that belong to host i: every process in the host's network namespace (its
+# dockerd, containerd, shims, sshd) and every process of its containers, which have network
+# namespaces of their own but live in the cgroup the host's dockerd puts them under
+# (cgroup-parent /$P-n<i>, cgroup v1 or v2).
 pids_of() {
   ip netns pids "$P-n$1" 2>/dev/null || true
+  grep -l ":/$P-n$1/" /proc/[0-9]*/cgroup 2>/dev/null | cut -d/ -f3 || true
 }
 
 down() {
@@ -91,8 +94,9 @@ down() {
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P-" || true); do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   done
-  # Shims and containers of the nodes' dockerds live in the nodes' namespaces too (killed above);
+  # Containers of the nodes' dockerds (their own network namespaces, the nodes' cgroups);
   # their mounts are under $RUN/x* and $BASE/n*/docker.
+  grep -l ":/$P-n[0-9]*/" /proc/[0-9]*/cgroup 2>/dev/null | cut -d/ -f3 | xargs -r kill -9 2>/dev/null || true
   sleep 0.3
   for m in $(awk '{print $2}' /proc/mounts | grep -E "^($RUN|$BASE)/" | sort -r || true); do
     umount -l "$m" 2>/dev/null || true
@@ -142,17 +146,27 @@ up)
   for i in $(seq 1 "$n"); do
     echo "$(nip "$i") $(cut -d' ' -f1-2 "$BASE/ssh/host_n$i.pub")" >>"$BASE/ssh/known_hosts"
   done
+  # Images: LAB_IMAGES into every host, LAB_IMAGES_<i> into host i only (e.g. a database's image
+  # where its data is pinned); one `docker save` per list, the loads in parallel.
+  pids=()
   if [ -n "${LAB_IMAGES:-}" ]; then
     # shellcheck disable=SC2086
     docker save $LAB_IMAGES >"$BASE/images.tar"
-    pids=()
     for i in $(seq 1 "$n"); do
       dk "$i" load -q -i "$BASE/images.tar" >/dev/null &
       pids+=($!)
     done
-    wait "${pids[@]}"
-    rm -f "$BASE/images.tar"
   fi
+  for i in $(seq 1 "$n"); do
+    var=LAB_IMAGES_$i
+    [ -n "${!var:-}" ] || continue
+    # shellcheck disable=SC2086
+    docker save ${!var} >"$BASE/images-$i.tar"
+    dk "$i" load -q -i "$BASE/images-$i.tar" >/dev/null &
+    pids+=($!)
+  done
+  [ "${#pids[@]}" -eq 0 ] || wait "${pids[@]}"
+  rm -f "$BASE"/images*.tar
   for i in $(seq 1 "$n"); do
     for _ in $(seq 1 50); do
       (exec 3<>"/dev/tcp/$(nip "$i")/22") 2>/dev/null && break
