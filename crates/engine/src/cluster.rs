@@ -773,5 +773,47 @@ pub fn down(nodes: &[ClusterNode]) -> Vec<&ClusterNode> {
     nodes.iter().filter(|n| n.state == NodeState::DOWN.to_string()).collect()
 }
 
+/// Nodes whose state the leader does not know: right after a leader change every node is
+/// `unknown` until it reports to the new leader (seconds; a dead one turns `down`). The scheduler
+/// places nothing on them, so a deploy in that window meets "no suitable node".
+pub fn unknown(nodes: &[ClusterNode]) -> Vec<&ClusterNode> {
+    nodes.iter().filter(|n| n.state == NodeState::UNKNOWN.to_string()).collect()
+}
+
+impl Engine {
+    /// Waits (at most `timeout`) until no node of the swarm is in state `unknown`, so that a deploy
+    /// right after a leader change is not scheduled against a swarm whose nodes have not reported
+    /// yet. Returns how long it waited; gives up silently at the timeout (the deploy then reports
+    /// what it meets).
+    pub async fn wait_nodes_known(&self, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            match self.cluster_nodes().await {
+                Ok(n) if unknown(&n).is_empty() => break,
+                Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        start.elapsed()
+    }
+}
+
 /// Keeps an `Arc<Session>` alive beside an engine (helper for callers that exec on hosts).
 pub type SharedSession = Arc<Session>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (deploy after leader loss, once seen failing): right after a leader change the
+    /// nodes are `unknown` until they report; a deploy waits for them rather than meeting "no
+    /// suitable node".
+    #[test]
+    fn deploy_after_leader_loss_waits_for_nodes_in_state_unknown() {
+        let node =
+            |name: &str, state: &str| ClusterNode { hostname: name.into(), state: state.into(), ..Default::default() };
+        let nodes = [node("n1", "down"), node("n2", "ready"), node("n4", "unknown"), node("n5", "unknown")];
+        let names: Vec<&str> = unknown(&nodes).iter().map(|n| n.hostname.as_str()).collect();
+        assert_eq!(names, ["n4", "n5"]);
+        assert!(unknown(&nodes[..2]).is_empty(), "down and ready nodes are known");
+    }
+}

@@ -126,6 +126,15 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
         Ok(e) => e,
         Err(code) => return code,
     };
+    // Right after a leader change the nodes are `unknown` until they report to the new leader:
+    // nothing can be scheduled on them yet, so wait for that (a few seconds) before deploying.
+    if matches!(target, Target::Ssh(_)) {
+        let waited = rt.block_on(engine.wait_nodes_known(Duration::from_secs(30)));
+        if waited > Duration::from_millis(500) {
+            progress
+                .line(&format!("waited {:.1} s for the swarm's nodes to report to the leader", waited.as_secs_f64()));
+        }
+    }
     // An AWS target: a fresh ECR token for the pushes and for the swarm's pulls.
     let auths = match super::aws_target(stack, &loaded) {
         Some(t) => match super::aws::registry_auths(&t) {
