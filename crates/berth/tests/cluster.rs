@@ -467,6 +467,9 @@ fn blog_across_five_hosts_through_drain_crashes_partition_and_leader_loss_under_
     }
     let deployed = start.elapsed();
     eprintln!("[cluster test] deploy after the leader crash:\n{}", r.stderr);
+    if let Some(l) = r.stderr.lines().find(|l| l.contains("for the swarm's nodes to report")) {
+        table.push(("leader crash: the deploy first".into(), l.split("] ").last().unwrap_or(l).to_string()));
+    }
     let v2 = start.elapsed()
         + wait_for("v2 served through the edge", Duration::from_secs(60), || load.seen_v2.load(Ordering::Relaxed));
     std::thread::sleep(Duration::from_secs(2));
@@ -584,7 +587,11 @@ impl Load {
     }
     fn stop(self) -> Stats {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap()
+        let s = self.handle.join().unwrap();
+        if s.failed > 0 {
+            eprintln!("[cluster test] {} failed requests, the first: {:#?}", s.failed, s.failures);
+        }
+        s
     }
 }
 
