@@ -313,7 +313,10 @@ fn blog_across_five_hosts_through_drain_crashes_partition_and_leader_loss_under_
     assert_eq!(r.code, 0, "deploy: {}", r.stderr);
     assert!(r.stderr.contains("release 1 is live"), "{}", r.stderr);
     eprintln!("[cluster test] deploy:\n{}", r.stderr);
-    table.push((format!("deploy of the blog (7 services, {BACKENDS} backends) over 5 nodes"), secs(start.elapsed())));
+    table.push((
+        format!("deploy of the blog (6 services + the edge, {BACKENDS} backends) over 5 nodes"),
+        secs(start.elapsed()),
+    ));
     // Postgres keeps its data on the labelled node, and berth says so.
     assert!(
         r.stderr.contains("warning: blog_db keeps its data in volume blog_pgdata on node blab-n3"),
