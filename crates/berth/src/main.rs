@@ -31,7 +31,20 @@ pub mod exit {
     pub const CHANGES: u8 = 10;
 }
 
+/// Transparent huge pages off for this process. mimalloc reserves its heap as large aligned regions,
+/// and with THP set to `always` (as on this Debian host) every first touch of such a region maps a
+/// whole 2 MiB page: a no-op deploy of 50 services peaked at ~31 MB of RSS, ~19 MB without THP
+/// (`berth --version`: 12.5 MB vs 7 MB). The flag is per process and inherited by children.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_THP_DISABLE takes integer arguments only and touches no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    no_huge_pages();
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
         Err(e) => {
