@@ -18,6 +18,8 @@
 
 #[path = "../../aws/tests/common/moto.rs"]
 mod moto;
+#[path = "common/run.rs"]
+mod run;
 use moto::Moto;
 
 use std::collections::HashMap;
@@ -568,35 +570,27 @@ x-berth:
         ),
     )
     .unwrap();
+    let aws_config = home.join("aws-config");
+    let aws_credentials = home.join("aws-credentials");
+    let set: [(&str, &std::ffi::OsStr); 7] = [
+        ("HOME", home.as_os_str()),
+        ("AWS_ACCESS_KEY_ID", "testing".as_ref()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".as_ref()),
+        ("AWS_ENDPOINT_URL", moto.url.as_ref()),
+        ("AWS_EC2_METADATA_DISABLED", "true".as_ref()),
+        ("AWS_CONFIG_FILE", aws_config.as_os_str()),
+        ("AWS_SHARED_CREDENTIALS_FILE", aws_credentials.as_os_str()),
+    ];
     let berth = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .current_dir(&dir)
-            .args(args)
-            .env("HOME", &home)
-            .env("NO_COLOR", "1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_ENDPOINT_URL", &moto.url)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", home.join("aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
-            .env_remove("AWS_PROFILE")
-            .env_remove("BERTH_TARGET")
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let (stdout, stderr) =
-            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
-        eprintln!("$ berth {}\n{stdout}{stderr}(exit {:?})", args.join(" "), out.status.code());
-        (out.status.code(), stdout, stderr)
+        let r = run::berth_env(&dir, args, &set, &["AWS_PROFILE", "BERTH_TARGET"]);
+        (r.code, r.stdout, r.stderr)
     };
     let (code, _, err) = berth(&["deploy", "--target", "aws", "--plain", "--timeout", "120"]);
-    assert_eq!(code, Some(0), "deploy: {err}\n{agents}");
+    assert_eq!(code, 0, "deploy: {err}\n{agents}");
     assert!(!err.contains("trusting"), "host keys came from state.json: {err}");
     assert!(!home.join(".ssh/known_hosts").exists(), "known_hosts neither read nor written");
     let (code, out, err) = berth(&["status", "--target", "aws", "--json"]);
-    assert_eq!(code, Some(0), "status: {err}");
+    assert_eq!(code, 0, "status: {err}");
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     eprintln!("{status}");
     assert!(out.contains("awsx_web") || out.contains("\"web\""), "{status}");
@@ -617,12 +611,12 @@ s3.put_object(Bucket='{BUCKET}', Key=k, Body=json.dumps(st).encode())
     ));
     let (code, _, err) = berth(&["status", "--target", "aws"]);
     signal("-CONT");
-    assert_ne!(code, Some(0), "keys that are not the hosts' must be refused: {err}");
+    assert_ne!(code, 0, "keys that are not the hosts' must be refused: {err}");
     assert!(err.contains("that is not one of the 1 expected") && err.contains("SHA256:"), "{err}");
     assert!(!home.join(".ssh/known_hosts").exists());
     wait_for("the leader rewrites state.json with the managers' keys", Duration::from_secs(30), || {
         let (code, _, _) = berth(&["status", "--target", "aws"]);
-        code == Some(0)
+        code == 0
     });
     // The service must not take part in the drains below.
     let _ = docker(1, &["service", "rm", "awsx_web"]);

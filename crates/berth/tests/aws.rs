@@ -12,29 +12,16 @@ use moto::Moto;
 
 use berth_aws::sdk::SdkConfig;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+#[path = "common/run.rs"]
+mod run;
+use run::Run;
 
-/// `berth ARGS` in `dir` with the environment of this process (moto's endpoint, fake keys).
+/// `berth ARGS` in `dir` with the environment of this process (moto's endpoint, fake keys) but
+/// the variables `without`; echoed.
 fn berth(dir: &Path, args: &[&str], without: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-    cmd.current_dir(dir).args(args).env("NO_COLOR", "1").env_remove("SSH_AUTH_SOCK").stdin(Stdio::null());
-    for k in without {
-        cmd.env_remove(k);
-    }
-    let out = cmd.output().expect("run berth");
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("$ berth {}\n{}{}(exit {})", args.join(" "), r.stdout, r.stderr, r.code);
-    r
+    run::berth_env(dir, args, &[], without)
 }
 
 const COMPOSE: &str = r#"
