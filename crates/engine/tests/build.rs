@@ -20,14 +20,29 @@ fn docker(args: &[&str]) -> (bool, String) {
 /// Removes every image of the given repositories (all tags).
 struct RemoveImages(Vec<String>);
 
-impl Drop for RemoveImages {
-    fn drop(&mut self) {
+impl RemoveImages {
+    /// Removes the images of `repos` now and again when dropped: an image left by an earlier run
+    /// that was killed before its cleanup would make the build report "up to date" (seen once:
+    /// `build_honours_dockerignore_args_target_and_labels` found `UpToDate` instead of a build).
+    fn now_and_at_end(repos: Vec<String>) -> RemoveImages {
+        let g = RemoveImages(repos);
+        g.remove();
+        g
+    }
+
+    fn remove(&self) {
         for repo in &self.0 {
             let (_, ids) = docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repo]);
             for r in ids.lines().filter(|l| !l.is_empty()) {
                 docker(&["image", "rm", "-f", r]);
             }
         }
+    }
+}
+
+impl Drop for RemoveImages {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
 
@@ -119,7 +134,7 @@ fn build_honours_dockerignore_args_target_and_labels() {
         "compose.yml",
         "services:\n  web:\n    build:\n      context: ./app\n      args: { GREETING: hello }\n      target: wanted\n      labels: { org.example.team: blue }\n",
     );
-    let _cleanup = RemoveImages(vec!["t-build-1/web".into()]);
+    let _cleanup = RemoveImages::now_and_at_end(vec!["t-build-1/web".into()]);
     let engine = connect();
     let (result, events) = build(&engine, "t-build-1", d, &options(d));
     let images = result.unwrap_or_else(|e| panic!("build failed: {e}\n{events:#?}"));
@@ -157,7 +172,7 @@ fn unchanged_context_is_not_rebuilt_a_change_gets_a_new_tag_and_image_sharers_fo
         "compose.yml",
         "services:\n  api:\n    image: t-build-2/custom\n    build: .\n  worker:\n    image: t-build-2/custom\n",
     );
-    let _cleanup = RemoveImages(vec!["t-build-2/custom".into()]);
+    let _cleanup = RemoveImages::now_and_at_end(vec!["t-build-2/custom".into()]);
     let engine = connect();
     let (first, events) = build(&engine, "t-build-2", d, &options(d));
     let first = first.unwrap_or_else(|e| panic!("{e}: {events:#?}"));
@@ -195,7 +210,7 @@ fn clean_git_context_is_tagged_with_the_commit() {
     git(&["add", "."]);
     git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init"]);
     let commit = git(&["rev-parse", "--short=12", "HEAD"]);
-    let _cleanup = RemoveImages(vec!["t-build-3/web".into()]);
+    let _cleanup = RemoveImages::now_and_at_end(vec!["t-build-3/web".into()]);
     let engine = connect();
     let (result, events) = build(&engine, "t-build-3", d, &options(d));
     assert_eq!(result.unwrap_or_else(|e| panic!("{e}: {events:#?}"))["web"], format!("t-build-3/web:{commit}"));
@@ -214,7 +229,7 @@ fn failing_step_is_named_in_the_error() {
     let d = dir.path();
     write(d, "Dockerfile", "FROM berth-test/app:v1\nRUN [\"/app\", \"exit\", \"3\"]\n");
     write(d, "compose.yml", "services:\n  job:\n    build: .\n");
-    let _cleanup = RemoveImages(vec!["t-build-4/job".into()]);
+    let _cleanup = RemoveImages::now_and_at_end(vec!["t-build-4/job".into()]);
     let engine = connect();
     let (result, events) = build(&engine, "t-build-4", d, &options(d));
     match result {
@@ -310,7 +325,7 @@ fn push_to_a_local_registry_and_skip_when_already_there() {
     write(d, "page.txt", &format!("pushed {}", std::process::id()));
     write(d, "compose.yml", "services:\n  web:\n    build: .\n");
     let repo = format!("{}/t-build-6/web", Registry::ADDR);
-    let _cleanup = RemoveImages(vec![repo.clone()]);
+    let _cleanup = RemoveImages::now_and_at_end(vec![repo.clone()]);
     let engine = connect();
     let opts = BuildOptions { registry: Some(format!("{}/t-build-6", Registry::ADDR)), ..options(d) };
     let (result, events) = build(&engine, "t-build-6", d, &opts);
