@@ -6,5 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/host-setup.sh
 [ -d ../shared/compose-suites ] || { echo "tests need ../shared beside the repository" >&2; exit 1; }
 export CARGO_TERM_COLOR=never
+# A fresh clone gains nothing from incremental compilation; it only costs disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# Free space where the build and the images go: "no space left on device" in a test is a full disk.
+df -h . /var/lib/docker 2>/dev/null || true
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2

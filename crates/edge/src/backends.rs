@@ -146,6 +146,8 @@ pub struct BackendSet {
     /// Set once the first discovery + health round is done.
     checked: AtomicBool,
     checked_notify: tokio::sync::Notify,
+    /// Woken after each health round that left at least one member healthy.
+    healthy_notify: tokio::sync::Notify,
 }
 
 impl BackendSet {
@@ -157,6 +159,7 @@ impl BackendSet {
             rr: AtomicUsize::new(0),
             checked: AtomicBool::new(false),
             checked_notify: tokio::sync::Notify::new(),
+            healthy_notify: tokio::sync::Notify::new(),
         });
         let weak = Arc::downgrade(&set);
         tokio::spawn(discovery_loop(weak, resolver, interval));
@@ -177,6 +180,23 @@ impl BackendSet {
             return;
         }
         n.await;
+    }
+
+    /// Picks a healthy member like [`BackendSet::pick`]; when none is healthy, waits until `deadline` for a
+    /// health round that makes one healthy (a service between its last task and its next, or this edge's node
+    /// just reconnected after a partition) instead of failing the request at once.
+    pub async fn pick_or_wait(&self, deadline: tokio::time::Instant) -> Option<Arc<Backend>> {
+        loop {
+            let n = self.healthy_notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if let Some(b) = self.pick(&[]) {
+                return Some(b);
+            }
+            if tokio::time::timeout_at(deadline, n).await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// Current members (healthy or not; drained ones are gone).
@@ -226,6 +246,9 @@ impl BackendSet {
         futures_util::future::join_all(checks).await;
         if !self.checked.swap(true, Ordering::AcqRel) {
             self.checked_notify.notify_waiters();
+        }
+        if members.iter().any(|b| b.is_healthy()) {
+            self.healthy_notify.notify_waiters();
         }
     }
 }

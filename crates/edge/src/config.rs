@@ -50,6 +50,10 @@ pub struct EdgeConfig {
     /// How often backends are re-resolved and health-checked, in ms (default 1000).
     #[serde(default = "default_discovery")]
     pub discovery_interval_ms: u64,
+    /// A request to a service with no healthy task waits this long (at most the route's timeout) for one to
+    /// pass its health check before it gets `503`, in ms (default 5000; 0 answers at once).
+    #[serde(default = "default_no_backend_wait")]
+    pub no_backend_wait_ms: u64,
     /// On SIGTERM: how long open connections may finish before the process exits, in ms (default 10000).
     #[serde(default = "default_drain")]
     pub drain_ms: u64,
@@ -289,6 +293,9 @@ fn default_timeout() -> u64 {
 }
 fn default_discovery() -> u64 {
     1000
+}
+fn default_no_backend_wait() -> u64 {
+    5000
 }
 fn default_drain() -> u64 {
     10_000

@@ -155,6 +155,7 @@ impl Table {
                     backends: registry.get(&r.backend, resolver, interval),
                     max_body: r.max_body,
                     timeout: Duration::from_millis(r.timeout_ms),
+                    no_backend_wait: Duration::from_millis(cfg.no_backend_wait_ms),
                 }),
             });
         }

@@ -30,6 +30,8 @@ pub struct ProxyRoute {
     pub max_body: u64,
     /// Time allowed for the backend's response head.
     pub timeout: Duration,
+    /// How long a request waits for a healthy task when there is none (within `timeout`).
+    pub no_backend_wait: Duration,
 }
 
 /// What the proxy knows about the client side of a request.
@@ -234,7 +236,12 @@ pub async fn forward(
     let mut tried: Vec<SocketAddr> = Vec::new();
     let deadline = tokio::time::Instant::now() + route.timeout;
     for attempt in 0..4 {
-        let Some(backend) = route.backends.pick(&tried) else { break };
+        let picked = match attempt {
+            // No healthy task at all: wait (bounded) for one rather than answering 503 at once.
+            0 => route.backends.pick_or_wait(deadline.min(tokio::time::Instant::now() + route.no_backend_wait)).await,
+            _ => route.backends.pick(&tried),
+        };
+        let Some(backend) = picked else { break };
         tried.push(backend.addr);
         if attempt > 0 {
             metrics.retries.fetch_add(1, Ordering::Relaxed);

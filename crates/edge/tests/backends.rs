@@ -108,6 +108,35 @@ async fn failing_health_check_keeps_backend_out_of_rotation() {
     assert_eq!(a.hits.load(Ordering::SeqCst), before);
 }
 
+/// Regression: in the cluster test, a manager healed from a partition answered `503 no healthy backend`
+/// until its next health round found the tasks again (14 failed requests). A request that finds no healthy
+/// task now waits for one (bounded) instead.
+#[tokio::test]
+async fn request_without_healthy_task_waits_for_one_instead_of_503() {
+    let a = TestBackend::start("a").await;
+    a.healthy.store(false, Ordering::SeqCst);
+    let r = StaticResolver::new();
+    r.set("web", vec![a.addr]);
+    let e = edge(route_cfg(Some("/health")), r).await;
+    wait_for(|| e.handle.metrics_text().contains("service=\"web\",state=\"unhealthy\"} 1")).await;
+    let addr = e.http();
+    let t = std::time::Instant::now();
+    let pending = tokio::spawn(async move { get(addr, "app.test", "/waited", &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!pending.is_finished(), "answered while no task was healthy");
+    a.healthy.store(true, Ordering::SeqCst);
+    let resp = pending.await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().starts_with("a GET /waited"), "{}", resp.text());
+    assert!(t.elapsed() < Duration::from_millis(1500), "waited {:?}", t.elapsed());
+    // Still none healthy after the wait (here bounded by the route's 2 s timeout): 503.
+    a.healthy.store(false, Ordering::SeqCst);
+    wait_for(|| e.handle.metrics_text().contains("service=\"web\",state=\"unhealthy\"} 1")).await;
+    let t = std::time::Instant::now();
+    assert_eq!(get(addr, "app.test", "/none", &[]).await.status, 503);
+    assert!(t.elapsed() >= Duration::from_millis(1900), "gave up after {:?}", t.elapsed());
+}
+
 #[tokio::test]
 async fn slow_backend_past_route_timeout_gives_504() {
     let a = TestBackend::start("a").await;

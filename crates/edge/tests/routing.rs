@@ -151,11 +151,14 @@ async fn admin_port_serves_health_and_metrics_and_log_is_json() {
 async fn no_backend_gives_503_not_a_default() {
     let r = StaticResolver::new();
     let e = edge(
-        json!({"domains": ["app.test"], "routes": [{"path": "/api", "backend": {"service": "none", "port": 1}}]}),
+        json!({"domains": ["app.test"], "no_backend_wait_ms": 300,
+               "routes": [{"path": "/api", "backend": {"service": "none", "port": 1}}]}),
         r,
     )
     .await;
+    let t = std::time::Instant::now();
     assert_eq!(get(e.http(), "app.test", "/api", &[]).await.status, 503);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(300), "503 before the wait for a healthy task ended");
     assert_eq!(get(e.http(), "app.test", "/other", &[]).await.status, 404);
 }
 

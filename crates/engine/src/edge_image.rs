@@ -242,7 +242,22 @@ impl Engine {
         if self.docker().inspect_image(tag).await.is_err() {
             return Err(refused(format!("the builder finished without producing it ({})", tail.join(" | "))));
         }
+        self.remove_unused_edge_images(tag).await;
         Ok(true)
+    }
+
+    /// Removes edge images berth built from other executables that no container uses any more (each
+    /// holds a copy of berth: hundreds of MB for a debug build). The engine refuses to remove an image a
+    /// container still uses (the running edge, Swarm's kept task history); those stay. Best effort.
+    async fn remove_unused_edge_images(&self, keep: &str) {
+        let filters = std::collections::HashMap::from([("label".to_string(), vec!["io.berth.edge=image".to_string()])]);
+        let options = bollard::query_parameters::ListImagesOptions { filters: Some(filters), ..Default::default() };
+        let Ok(images) = self.docker().list_images(Some(options)).await else { return };
+        for tag in images.iter().flat_map(|i| i.repo_tags.iter()) {
+            if tag != keep && tag.starts_with(&format!("{EDGE_REPOSITORY}:")) {
+                let _ = self.docker().remove_image(tag, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+            }
+        }
     }
 }
 

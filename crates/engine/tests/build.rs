@@ -347,3 +347,36 @@ fn push_to_a_local_registry_and_skip_when_already_there() {
     assert!(events.iter().any(|e| e.starts_with("AlreadyPushed")), "{events:#?}");
     drop(registry);
 }
+
+/// Regression: every berth binary built its own `berth/edge:<sha>` image (730 MB each for a debug build)
+/// and none was ever removed; a machine that ran the tests a few times filled its disk and the next test
+/// run failed with "no space left on device". Building a new edge image now removes the unused old ones.
+#[test]
+fn new_edge_image_removes_unused_old_ones_and_keeps_one_a_container_uses() {
+    use berth_engine::edge_image::{edge_image_tag, EDGE_REPOSITORY};
+    let dir = tempfile::tempdir().unwrap();
+    let binaries: Vec<std::path::PathBuf> = (0..3)
+        .map(|i| {
+            let p = dir.path().join(format!("exe{i}"));
+            let mut bytes = std::fs::read("/bin/true").unwrap();
+            bytes.extend_from_slice(format!("berth-test-edge-image-{i}-{}", std::process::id()).as_bytes());
+            std::fs::write(&p, bytes).unwrap();
+            p
+        })
+        .collect();
+    let tags: Vec<String> = binaries.iter().map(|b| edge_image_tag(b).unwrap()).collect();
+    assert!(tags.iter().all(|t| t.starts_with(&format!("{EDGE_REPOSITORY}:"))));
+    let _cleanup = RemoveImages::now_and_at_end(tags.clone());
+    let engine = connect();
+    let exists = |t: &str| docker(&["image", "inspect", t]).0;
+    assert!(rt().block_on(engine.ensure_edge_image(&tags[0], &binaries[0])).unwrap());
+    assert!(!rt().block_on(engine.ensure_edge_image(&tags[0], &binaries[0])).unwrap(), "same binary rebuilt");
+    let (ok, container) = docker(&["create", &tags[0]]);
+    assert!(ok, "{container}");
+    assert!(rt().block_on(engine.ensure_edge_image(&tags[1], &binaries[1])).unwrap());
+    assert!(exists(&tags[0]), "an edge image a container uses was removed");
+    docker(&["rm", "-f", container.trim()]);
+    assert!(rt().block_on(engine.ensure_edge_image(&tags[2], &binaries[2])).unwrap());
+    assert!(!exists(&tags[0]) && !exists(&tags[1]), "unused old edge images were kept");
+    assert!(exists(&tags[2]));
+}
