@@ -12,7 +12,8 @@
 //!    zone, promote manager-group instances that joined as workers, drain the nodes of leaving
 //!    instances, remove down nodes whose instance is no longer in any group (a manager is demoted
 //!    first, and only when the managers left keep a quorum), keep the Route53 A records on the
-//!    managers' public addresses.
+//!    managers' public addresses, send the swarm a fresh ECR token for the services whose stored
+//!    pull credentials are older than the agent's.
 //! 3. **Leaving** (a termination notice: the lifecycle state is `Terminated`/`Terminating:*`):
 //!    announce it in the member record → wait until the leader drained the node and its tasks run
 //!    elsewhere → (managers) wait out the DNS TTL, then wait until every other manager is ready
@@ -239,6 +240,11 @@ fn leader(o: &Observed, members: &[Member], out: &mut Vec<Action>) {
     let state = SwarmState { swarm_id: o.local.swarm_id.clone(), updated_at: String::new(), managers, drained };
     if o.published.as_ref().map(SwarmState::without_time) != Some(state.clone()) {
         out.push(Action::PublishState { state: state.clone() });
+    }
+    // ECR tokens last 12 hours: a task scheduled later (a replaced node) pulls with what the
+    // swarm stored, so the leader keeps it fresh.
+    if !o.stale_registry_auth.is_empty() {
+        out.push(Action::RefreshRegistryAuth { services: o.stale_registry_auth.clone() });
     }
     // Route53: every domain → the managers' public addresses.
     if let Some(zone) = &o.settings.hosted_zone_id

@@ -9,7 +9,7 @@ use berth_aws::AwsError;
 use berth_aws::asg::Asg;
 use berth_aws::discovery::{Discovery, JoinTokens, Role, Token, rfc3339};
 use berth_aws::route53::Dns;
-use berth_engine::{Engine, EngineError, Target};
+use berth_engine::{Engine, EngineError, RegistryAuths, Target};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +35,8 @@ pub struct Config {
     pub dns_ttl: u64,
     /// Dispatcher heartbeat set at `swarm init`.
     pub heartbeat: Duration,
+    /// How often the leader fetches a new ECR token for the swarm's pulls (zero: never).
+    pub registry_refresh: Duration,
     /// SSH host public keys: a directory (its `ssh_host_*_key.pub`) or one file of key lines.
     pub ssh_host_keys: std::path::PathBuf,
 }
@@ -119,6 +121,9 @@ pub struct Agent {
     dns: Dns,
     imds: Imds,
     last_wait: Option<String>,
+    aws: aws_types::SdkConfig,
+    /// The account's ECR login as registry credentials, and when it was fetched (leader only).
+    ecr: Option<(RegistryAuths, std::time::Instant)>,
 }
 
 fn now() -> u64 {
@@ -160,6 +165,9 @@ pub fn describe(a: &Action) -> String {
         Action::CompleteLifecycleAction { group, hook, instance_id } => {
             format!("completing lifecycle action {hook} of {group} for {instance_id} (CONTINUE)")
         }
+        Action::RefreshRegistryAuth { services } => {
+            format!("sending a fresh ECR token to the swarm for {}", services.join(", "))
+        }
         Action::Wait { reason } => format!("waiting: {reason}"),
     }
 }
@@ -175,6 +183,8 @@ impl Agent {
             imds,
             engine: None,
             last_wait: None,
+            aws: conf,
+            ecr: None,
             cfg,
         })
     }
@@ -287,6 +297,7 @@ impl Agent {
             None
         };
         let pending_tasks = if leader { engine.pending_tasks().await? } else { 0 };
+        let stale_registry_auth = if leader { self.stale_registry_auth(&engine, log).await? } else { Vec::new() };
         let records = match (&self.cfg.hosted_zone_id, leader) {
             (Some(zone), true) if !self.cfg.domains.is_empty() => {
                 Some(self.dns.a_records(zone, &self.cfg.domains).await?)
@@ -312,7 +323,39 @@ impl Agent {
             nodes,
             pending_tasks,
             records,
+            stale_registry_auth,
         })
+    }
+
+    /// The services whose stored pull credentials are not the current ECR token's, fetching a new
+    /// token when the last one is older than [`Config::registry_refresh`]. A failed token call is
+    /// logged, not fatal: the other duties go on and the next round asks again.
+    async fn stale_registry_auth(
+        &mut self,
+        engine: &Engine,
+        log: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Vec<String>, AgentError> {
+        if self.cfg.registry_refresh.is_zero() {
+            return Ok(Vec::new());
+        }
+        if self.ecr.as_ref().is_none_or(|(_, at)| at.elapsed() >= self.cfg.registry_refresh) {
+            match berth_aws::ecr::login(&self.aws).await {
+                Ok(login) => {
+                    let mut auths = RegistryAuths::default();
+                    let creds = berth_engine::DockerCredentials {
+                        username: Some(login.username),
+                        password: Some(login.password),
+                        serveraddress: Some(login.registry.clone()),
+                        ..Default::default()
+                    };
+                    auths.insert(&login.registry, creds);
+                    self.ecr = Some((auths, std::time::Instant::now()));
+                }
+                Err(e) => log(&format!("ECR token not refreshed: {e}")),
+            }
+        }
+        let Some((auths, _)) = &self.ecr else { return Ok(Vec::new()) };
+        Ok(engine.stale_registry_auth(auths).await?.into_iter().map(|s| s.service).collect())
     }
 
     async fn apply(&mut self, a: &Action) -> Result<(), AgentError> {
@@ -366,6 +409,13 @@ impl Agent {
             Action::Leave => engine.leave_swarm(false).await?,
             Action::CompleteLifecycleAction { group, hook, instance_id } => {
                 self.asg.complete_termination(group, hook, instance_id).await?
+            }
+            Action::RefreshRegistryAuth { services } => {
+                if let Some((auths, _)) = &self.ecr {
+                    for s in services {
+                        engine.refresh_registry_auth(s, auths).await?;
+                    }
+                }
             }
             Action::Wait { .. } => {}
         }

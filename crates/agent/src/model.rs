@@ -87,6 +87,11 @@ pub struct Observed {
     pub pending_tasks: usize,
     /// Current A records of the domains (leader with a hosted zone only).
     pub records: Option<BTreeMap<String, Vec<String>>>,
+    /// berth's services whose stored pull credentials for the account's ECR registry are not the
+    /// agent's current token (leader only; the token is fetched with the instance role every few
+    /// hours and never part of an observation).
+    #[serde(default)]
+    pub stale_registry_auth: Vec<String>,
 }
 
 /// One step. The loop carries the actions of a round out in order and stops at the first that
@@ -118,6 +123,9 @@ pub enum Action {
     UpsertRecords { zone: String, ttl: u64, records: BTreeMap<String, Vec<String>> },
     /// `swarm leave` on this engine.
     Leave,
+    /// Send the swarm a fresh ECR token for these services' pulls (leader; a service label
+    /// change: no task restarts).
+    RefreshRegistryAuth { services: Vec<String> },
     /// Tell the auto-scaling group the instance may terminate now.
     CompleteLifecycleAction { group: String, hook: String, instance_id: String },
     /// Nothing to do until something changes; the reason is logged when it changes.

@@ -144,6 +144,7 @@ fn settled(i: usize) -> Observed {
         nodes: manager.then(|| (1..=5).map(|j| node(j, 1)).collect()),
         pending_tasks: 0,
         records: leader.then(|| records(&[1, 2, 3])),
+        stale_registry_auth: vec![],
     }
 }
 
@@ -204,6 +205,7 @@ fn gist(actions: &[Action]) -> String {
             }
             Action::Leave => "leave".into(),
             Action::CompleteLifecycleAction { hook, .. } => format!("complete {hook}"),
+            Action::RefreshRegistryAuth { services } => format!("registry auth {}", services.join(",")),
             Action::Wait { reason } => format!("wait: {}", reason.split(':').next().unwrap_or_default()),
         })
         .collect::<Vec<_>>()
@@ -495,6 +497,11 @@ fn cases() -> Vec<(&'static str, Observed, &'static str)> {
             "wait",
         ),
         ("local_swarm_pending", with(fresh(4), |o| o.local.state = "pending".into()), "wait"),
+        (
+            "leader_refreshes_stale_registry_auth",
+            with(settled(1), |o| o.stale_registry_auth = vec!["blog_backend".into(), "blog_worker".into()]),
+            "registry auth blog_backend,blog_worker",
+        ),
     ]
 }
 

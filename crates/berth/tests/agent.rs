@@ -402,6 +402,48 @@ print(json.dumps(sorted((s['Name'], sorted(r['Value'] for r in s['ResourceRecord
         format!("{:.1} s", start.elapsed().as_secs_f64()),
     ));
 
+    // The leader's agent sends its ECR token (moto's) to a berth service whose image is on the
+    // account's registry: the fingerprint label appears (no replicas: nothing pulls), the log names
+    // the service and never the token.
+    let start = Instant::now();
+    let ecr = moto.py(
+        "d = c('ecr').get_authorization_token()['authorizationData'][0]\n\
+         print(d['proxyEndpoint'].split('://')[-1] + ' ' + base64.b64decode(d['authorizationToken']).decode().split(':', 1)[1])",
+    );
+    let (ecr_host, ecr_password) = ecr.split_once(' ').unwrap();
+    let image = format!("{ecr_host}/awsx/app:v1");
+    docker(
+        1,
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--quiet",
+            "--no-resolve-image",
+            "--replicas",
+            "0",
+            "--name",
+            "awsx_ecr",
+            "--label",
+            "io.berth.stack=awsx",
+            &image,
+        ],
+    );
+    let label = || {
+        docker(1, &["service", "inspect", "awsx_ecr", "--format", "{{index .Spec.Labels \"io.berth.registry-auth\"}}"])
+    };
+    wait_for("the leader's agent refreshes the ECR credentials of awsx_ecr", Duration::from_secs(30), || {
+        label().len() == 16
+    });
+    let log = dump(&agents);
+    assert!(log.contains("sending a fresh ECR token to the swarm for awsx_ecr"), "{log}");
+    assert!(!log.contains(ecr_password), "an agent printed the ECR token");
+    table.push((
+        "leader's agent sends the ECR token to a new ECR service".into(),
+        format!("{:.1} s", start.elapsed().as_secs_f64()),
+    ));
+    let _ = docker(1, &["service", "rm", "awsx_ecr"]);
+
     // Node labels name the instances.
     assert_eq!(
         docker(1, &["node", "inspect", "alab-n4", "--format", "{{index .Spec.Labels \"io.berth.instance\"}}"]),

@@ -22,6 +22,7 @@ mod storage;
 
 pub use dns::record_names;
 pub use iam::RESOURCE_STAR_ACTIONS;
+pub use storage::repository_name;
 
 /// What a template is made from.
 #[derive(Debug, Clone)]

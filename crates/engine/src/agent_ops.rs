@@ -3,6 +3,7 @@
 //! join tokens, tasks still waiting to start. Node changes reuse [`crate::cluster`]
 //! (`update_node`, `remove_node`, `cluster_nodes`, `leave_swarm`).
 
+use crate::api;
 use crate::{Engine, EngineError};
 use bollard::Docker;
 use bollard::models::{
@@ -11,10 +12,6 @@ use bollard::models::{
 use bollard::query_parameters::ListTasksOptions;
 use std::collections::HashMap;
 use std::time::Duration;
-
-fn api(call: &'static str) -> impl FnOnce(bollard::errors::Error) -> EngineError {
-    move |source| EngineError::Api { call, source }
-}
 
 /// The local engine's swarm membership.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

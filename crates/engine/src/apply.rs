@@ -5,6 +5,7 @@
 //! observed version and, when Swarm answers "update out of sequence", re-reads the service and
 //! tries again.
 
+use crate::api;
 use crate::registry_auth::RegistryAuths;
 use crate::release::{LABEL_RELEASE, is_conflict, is_not_found, label};
 use crate::watch::Event;
@@ -40,10 +41,6 @@ const CONCURRENT_CREATES: usize = 8;
 
 /// Secret and config IDs by name.
 type IdMaps = (HashMap<String, String>, HashMap<String, String>);
-
-fn api(call: &'static str) -> impl FnOnce(bollard::errors::Error) -> EngineError {
-    move |source| EngineError::Api { call, source }
-}
 
 fn step(verb: &'static str, kind: &'static str, name: &str) -> Event {
     Event::Step { verb, kind, name: name.to_string() }

@@ -45,6 +45,9 @@ pub struct BuildOptions {
     /// Registry credentials to use instead of reading `docker_config` (e.g. with a provider's
     /// token added: ECR).
     pub auths: Option<RegistryAuths>,
+    /// Service → repository (with its registry host) to push to, winning over `registry`: a
+    /// provider's own repositories (an AWS target's ECR repository `<stack>/<service>`).
+    pub repositories: BTreeMap<String, String>,
 }
 
 /// One progress event of [`Engine::build_images`].
@@ -418,7 +421,10 @@ impl BuildJob {
         let settings = settings_fingerprint(build, &args);
         let tag = tag_for(&dir, &files, extra_dockerfile.as_ref().map(|(_, p)| p.as_path()), &settings)
             .map_err(|e| err(e.to_string()))?;
-        let repository = image_repository(stack, service, image, opts.registry.as_deref());
+        let repository = match opts.repositories.get(service) {
+            Some(r) => r.clone(),
+            None => image_repository(stack, service, image, opts.registry.as_deref()),
+        };
         let push = opts.registry.is_some() || has_registry_host(&repository);
         Ok(BuildJob {
             stack: stack.into(),

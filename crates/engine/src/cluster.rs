@@ -10,6 +10,7 @@
 //! 2 s, Docker's is 5 s) so that a dead node is noticed in seconds, and the listen address
 //! `0.0.0.0:2377` with each host's SSH address advertised.
 
+use crate::api;
 use crate::{Engine, EngineError, SshTarget};
 use berth_ssh::{HostAddr, Session, SshOptions};
 use bollard::models::{
@@ -79,10 +80,6 @@ pub struct ClusterNode {
     pub labels: BTreeMap<String, String>,
     /// Tasks that should be running on it.
     pub tasks: usize,
-}
-
-fn api(call: &'static str) -> impl FnOnce(bollard::errors::Error) -> EngineError {
-    move |source| EngineError::Api { call, source }
 }
 
 /// What one engine says about its swarm membership.

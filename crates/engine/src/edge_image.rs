@@ -255,7 +255,8 @@ impl Engine {
         let Ok(images) = self.docker().list_images(Some(options)).await else { return };
         for tag in images.iter().flat_map(|i| i.repo_tags.iter()) {
             if tag != keep && tag.starts_with(&format!("{EDGE_REPOSITORY}:")) {
-                let _ = self.docker().remove_image(tag, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+                let _ =
+                    self.docker().remove_image(tag, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
             }
         }
     }

@@ -6,6 +6,7 @@
 //! running tasks on the node it is connected to (`State.Health.Status`); tasks on other nodes show
 //! no health (`None`) and count as `unknown` in a service's health summary.
 
+use crate::api;
 use crate::{Engine, EngineError};
 use berth_plan::desired::LABEL_NAMESPACE;
 use berth_plan::image_pin;
@@ -123,10 +124,6 @@ pub struct NodeInfo {
     pub state: String,
     /// True for the node berth is connected to.
     pub local: bool,
-}
-
-fn api(call: &'static str) -> impl FnOnce(bollard::errors::Error) -> EngineError {
-    move |source| EngineError::Api { call, source }
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 timestamp (`2026-11-23T11:20:32.123456789Z`, offsets allowed).

@@ -1,5 +1,6 @@
 //! Observe: read the stack's objects from the swarm into an [`Observed`] value.
 
+use crate::api;
 use crate::{Engine, EngineError};
 use berth_plan::Observed;
 use berth_plan::desired::LABEL_NAMESPACE;
@@ -10,10 +11,6 @@ use std::collections::HashMap;
 
 fn label_filter(stack: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![format!("{LABEL_NAMESPACE}={stack}")])])
-}
-
-fn api(call: &'static str) -> impl FnOnce(bollard::errors::Error) -> EngineError {
-    move |source| EngineError::Api { call, source }
 }
 
 impl Engine {

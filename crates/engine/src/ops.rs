@@ -10,8 +10,9 @@
 //!   only when asked (only those on the connected node: each node keeps its own). A stack deployed by
 //!   `docker stack deploy` (services without `io.berth.stack`) is refused.
 
+use crate::api;
 use crate::inspect::{pick_service, service_mode, service_name, short_name, stack_filter};
-use crate::run::is_not_found;
+use crate::release::is_not_found;
 use crate::{Engine, EngineError};
 use berth_plan::desired::LABEL_OWNER;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -55,10 +56,6 @@ pub struct Scaled {
     pub from: u64,
     /// Replicas now.
     pub to: u64,
-}
-
-fn api(call: &'static str) -> impl FnOnce(bollard::errors::Error) -> EngineError {
-    move |source| EngineError::Api { call, source }
 }
 
 fn owner_filter(stack: &str) -> HashMap<String, Vec<String>> {

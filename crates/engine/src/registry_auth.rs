@@ -7,8 +7,11 @@
 //!
 //! Nothing here prints a credential: `Debug` shows the registry hosts only.
 
-use berth_plan::registry_auth::registry_of;
+use berth_plan::desired::LABEL_OWNER;
+use berth_plan::registry_auth::{LABEL_REGISTRY_AUTH, registry_of};
 use bollard::auth::DockerCredentials;
+use bollard::models::ServiceUpdateStatusStateEnum;
+use bollard::query_parameters::{ListServicesOptions, UpdateServiceOptions};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -194,6 +197,94 @@ pub fn fingerprint(c: &DockerCredentials) -> String {
         h.update([0]);
     }
     h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A berth-owned service whose stored pull credentials are not the ones `auths` holds for its
+/// image's registry (by [`fingerprint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleAuth {
+    pub service: String,
+    /// The registry host of its image.
+    pub registry: String,
+}
+
+impl crate::Engine {
+    /// Every service berth owns (any stack) whose image comes from a registry `auths` has
+    /// credentials for, and whose [`LABEL_REGISTRY_AUTH`] differs from their fingerprint; services
+    /// in the middle of a rolling update (or its rollback) are left for later.
+    pub async fn stale_registry_auth(&self, auths: &RegistryAuths) -> Result<Vec<StaleAuth>, crate::EngineError> {
+        let filters = HashMap::from([("label".to_string(), vec![LABEL_OWNER.to_string()])]);
+        let services = self
+            .docker()
+            .list_services(Some(ListServicesOptions { filters: Some(filters), status: None }))
+            .await
+            .map_err(crate::api("list services"))?;
+        let mut out = Vec::new();
+        for s in services {
+            let (Some(spec), Some(name)) = (s.spec.as_ref(), s.spec.as_ref().and_then(|s| s.name.clone())) else {
+                continue;
+            };
+            // A service a deploy is rolling: left alone until that ends (the deploy sends its own).
+            if s.update_status.as_ref().and_then(|u| u.state).is_some_and(|st| {
+                matches!(st, ServiceUpdateStatusStateEnum::UPDATING | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED)
+            }) {
+                continue;
+            }
+            let Some(image) = spec.task_template.as_ref().and_then(|t| t.container_spec.as_ref()?.image.as_deref())
+            else {
+                continue;
+            };
+            let Some(creds) = auths.for_image(image) else { continue };
+            let have = spec.labels.as_ref().and_then(|l| l.get(LABEL_REGISTRY_AUTH));
+            if have.map(String::as_str) != Some(fingerprint(&creds).as_str()) {
+                out.push(StaleAuth { service: name, registry: registry_of(image).to_string() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends the swarm the credentials `auths` holds for `service`'s image registry: the service
+    /// is updated with only its [`LABEL_REGISTRY_AUTH`] changed and the credentials as
+    /// `X-Registry-Auth` (a service label: no task restarts). Retries when a concurrent update
+    /// moved the service's version. Returns false when there was nothing to send (no credentials,
+    /// service gone, fingerprint already current).
+    pub async fn refresh_registry_auth(
+        &self,
+        service: &str,
+        auths: &RegistryAuths,
+    ) -> Result<bool, crate::EngineError> {
+        let d = self.docker();
+        for _attempt in 0..5 {
+            let s = match d.inspect_service(service, None).await {
+                Ok(s) => s,
+                Err(e) if crate::release::is_not_found(&e) => return Ok(false),
+                Err(e) => return Err(crate::api("inspect service")(e)),
+            };
+            let Some(mut spec) = s.spec else { return Ok(false) };
+            let image = spec.task_template.as_ref().and_then(|t| t.container_spec.as_ref()?.image.clone());
+            let Some(creds) = image.as_deref().and_then(|i| auths.for_image(i)) else { return Ok(false) };
+            let fp = fingerprint(&creds);
+            let labels = spec.labels.get_or_insert_with(HashMap::new);
+            if labels.get(LABEL_OWNER).is_none() {
+                return Ok(false); // not berth's
+            }
+            if labels.get(LABEL_REGISTRY_AUTH) == Some(&fp) {
+                return Ok(false);
+            }
+            labels.insert(LABEL_REGISTRY_AUTH.into(), fp);
+            let version = s.version.and_then(|v| v.index).unwrap_or(0) as i32;
+            let opts = UpdateServiceOptions { version, ..Default::default() };
+            match d.update_service(service, spec, opts, Some(creds)).await {
+                Ok(_) => return Ok(true),
+                Err(e) if e.to_string().contains("out of sequence") => continue,
+                Err(e) => return Err(crate::api("update service")(e)),
+            }
+        }
+        Err(crate::EngineError::Refused {
+            message: format!("service {service} kept changing while its registry credentials were refreshed"),
+            hint: Some("run it again once the deploy in progress has finished".into()),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! outcome is a separate marker config `S_berth-release-N-<status>` (`io.berth.kind=release-status`,
 //! `io.berth.status=<status>`).
 
+use crate::api;
 use crate::{Engine, EngineError};
 use berth_plan::Desired;
 use berth_plan::desired::{LABEL_NAMESPACE, LABEL_OWNER};
@@ -81,10 +82,6 @@ pub struct ReleaseInfo {
 /// Name of release `n`'s config.
 pub fn release_config_name(stack: &str, n: u64) -> String {
     format!("{stack}_berth-release-{n}")
-}
-
-fn api(call: &'static str) -> impl FnOnce(bollard::errors::Error) -> EngineError {
-    move |source| EngineError::Api { call, source }
 }
 
 /// True when the error is a 409 conflict (the object exists already).

@@ -11,7 +11,9 @@
 //! script ends in `exec "$@"`. Published ports, healthcheck (set to `NONE`, so Swarm never kills
 //! the task as unhealthy), update/rollback configs are dropped. The service is removed in all cases.
 
+use crate::api;
 use crate::registry_auth::RegistryAuths;
+use crate::release::is_not_found;
 use crate::{Engine, EngineError};
 use berth_plan::desired::LABEL_OWNER;
 use bollard::models::{
@@ -122,10 +124,6 @@ pub(crate) fn run_service_spec(run: &RunSpec, name: &str) -> ServiceSpec {
         networks: run.spec.networks.clone(),
         endpoint_spec: None,
     }
-}
-
-fn api(call: &'static str) -> impl FnOnce(bollard::errors::Error) -> EngineError {
-    move |source| EngineError::Api { call, source }
 }
 
 /// Splits log chunks into lines, keeping the partial last line for the next chunk.
@@ -473,11 +471,6 @@ impl Engine {
 
 fn missing_ref(what: &'static str, name: String) -> EngineError {
     EngineError::NotFound { what, name, suggestion: None }
-}
-
-/// True for a 404 from the engine.
-pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 
 #[cfg(test)]

@@ -353,7 +353,7 @@ fn push_to_a_local_registry_and_skip_when_already_there() {
 /// run failed with "no space left on device". Building a new edge image now removes the unused old ones.
 #[test]
 fn new_edge_image_removes_unused_old_ones_and_keeps_one_a_container_uses() {
-    use berth_engine::edge_image::{edge_image_tag, EDGE_REPOSITORY};
+    use berth_engine::edge_image::{EDGE_REPOSITORY, edge_image_tag};
     let dir = tempfile::tempdir().unwrap();
     let binaries: Vec<std::path::PathBuf> = (0..3)
         .map(|i| {

@@ -403,3 +403,66 @@ fn logs_follow_streams_lines_of_tasks_that_start_later() {
         assert!(ticks >= 2, "{lines:#?}");
     });
 }
+
+/// The agent's ECR token refresh (crates/agent): services berth owns whose image comes from a
+/// registry with new credentials are found stale and updated with only the fingerprint label
+/// changed (the swarm stores the new `X-Registry-Auth`); the running task is not replaced, a
+/// second refresh changes nothing, and a service berth does not own is neither listed nor touched.
+#[test]
+fn registry_auth_refresh_updates_only_the_label_and_restarts_nothing() {
+    use berth_engine::{DockerCredentials, RegistryAuths, fingerprint};
+    images::ensure();
+    let _c = Cleanup("t-ops-ra");
+    let _f = Cleanup("t-ops-raf");
+    // An image named under a registry host nothing listens on: the node runs its local copy.
+    let image = "127.0.0.1:5998/t-ops-ra/app:v1";
+    let (ok, out) = docker(&["tag", images::NO_HEALTH, image]);
+    assert!(ok, "{out}");
+    service("t-ops-ra", "app", false, &["--no-resolve-image", image]);
+    service("t-ops-raf", "app", true, &["--no-resolve-image", image]);
+    let auths = |user: &str| {
+        let mut a = RegistryAuths::default();
+        let creds = DockerCredentials {
+            username: Some(user.into()),
+            password: Some(format!("{user}-token")),
+            serveraddress: Some("127.0.0.1:5998".into()),
+            ..Default::default()
+        };
+        a.insert("127.0.0.1:5998", creds);
+        a
+    };
+    let label = |svc: &str| {
+        let (_, v) = docker(&["service", "inspect", "-f", "{{index .Spec.Labels \"io.berth.registry-auth\"}}", svc]);
+        v.trim().to_string()
+    };
+    let task_ids = |svc: &str| {
+        let (_, v) = docker(&["service", "ps", "-q", svc]);
+        v.trim().to_string()
+    };
+    rt().block_on(async {
+        let e = Engine::connect(&Target::Local).await.unwrap();
+        wait_for(&e, "t-ops-ra", "the task running", |s| svc(s, "app").running == 1).await;
+        let tasks = task_ids("t-ops-ra_app");
+        let a = auths("a");
+        let stale = e.stale_registry_auth(&a).await.unwrap();
+        let names: Vec<&str> = stale.iter().map(|s| s.service.as_str()).collect();
+        assert!(names.contains(&"t-ops-ra_app"), "{stale:?}");
+        assert!(!names.contains(&"t-ops-raf_app"), "a service berth does not own was listed: {stale:?}");
+        assert!(e.refresh_registry_auth("t-ops-ra_app", &a).await.unwrap());
+        let want = fingerprint(&a.for_host("127.0.0.1:5998").unwrap());
+        assert_eq!(label("t-ops-ra_app"), want);
+        assert!(!e.stale_registry_auth(&a).await.unwrap().iter().any(|s| s.service == "t-ops-ra_app"));
+        assert!(!e.refresh_registry_auth("t-ops-ra_app", &a).await.unwrap(), "a current label was sent again");
+        assert!(!e.refresh_registry_auth("t-ops-raf_app", &a).await.unwrap(), "a foreign service was updated");
+        assert!(matches!(label("t-ops-raf_app").as_str(), "" | "<no value>"), "a foreign service got a label");
+        // New credentials: stale again, sent, a new label.
+        let b = auths("b");
+        assert!(e.stale_registry_auth(&b).await.unwrap().iter().any(|s| s.service == "t-ops-ra_app"));
+        assert!(e.refresh_registry_auth("t-ops-ra_app", &b).await.unwrap());
+        assert_ne!(label("t-ops-ra_app"), want);
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        assert_eq!(task_ids("t-ops-ra_app"), tasks, "the refresh replaced the task");
+        assert_eq!(svc(&e.status("t-ops-ra").await.unwrap(), "app").running, 1);
+    });
+    docker(&["rmi", image]);
+}

@@ -59,6 +59,10 @@ pub struct AgentRunArgs {
     /// Dispatcher heartbeat set when this agent initialises the swarm.
     #[arg(long, default_value = "2s")]
     pub heartbeat: String,
+    /// How often the leader fetches a new ECR token (valid 12 hours) and sends it to the services
+    /// pulling from the account's registry; `0s` turns it off.
+    #[arg(long, default_value = "6h")]
+    pub registry_refresh: String,
     /// SSH host public keys to publish: a directory (its `ssh_host_*_key.pub`) or a file.
     #[arg(long, value_name = "DIR|FILE", default_value = berth_agent::live::SSH_HOST_KEYS_DIR)]
     pub ssh_host_keys: std::path::PathBuf,
@@ -92,6 +96,10 @@ fn agent_run(a: &AgentRunArgs) -> u8 {
         Ok(d) => d,
         Err(c) => return c,
     };
+    let registry_refresh = match duration("--registry-refresh", &a.registry_refresh) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
     if a.hosted_zone_id.is_some() == a.domains.is_empty() {
         return fail(exit::USAGE, "--hosted-zone-id and --domains go together", None);
     }
@@ -119,6 +127,7 @@ fn agent_run(a: &AgentRunArgs) -> u8 {
         interval,
         dns_ttl,
         heartbeat,
+        registry_refresh,
         ssh_host_keys: a.ssh_host_keys.clone(),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

@@ -389,8 +389,8 @@ fn status(p: &Prepared, json: bool) -> u8 {
 
 /// Registry credentials for a deploy to an AWS target: the Docker CLI's, plus a fresh ECR token
 /// for the account's registry (12 hours; a new one at every deploy, which the swarm then gets —
-/// the fingerprint label changes — without restarting tasks).
-pub(crate) fn registry_auths(t: &AwsTarget) -> Result<berth_engine::RegistryAuths, u8> {
+/// the fingerprint label changes — without restarting tasks). Also returns the registry host.
+pub(crate) fn registry_auths(t: &AwsTarget) -> Result<(berth_engine::RegistryAuths, String), u8> {
     let rt = runtime()?;
     let login = rt
         .block_on(async {
@@ -406,7 +406,18 @@ pub(crate) fn registry_auths(t: &AwsTarget) -> Result<berth_engine::RegistryAuth
         ..Default::default()
     };
     auths.insert(&login.registry, creds);
-    Ok(auths)
+    Ok((auths, login.registry))
+}
+
+/// Where an AWS target's built images go when `x-berth.registry` names none: each service with
+/// `build:` to the ECR repository `cluster up` made for it (`<registry>/<stack>/<service>`), so
+/// every node, workers and replaced instances included, pulls it with the swarm's token.
+pub(crate) fn ecr_repositories(registry: &str, stack: &str, spec: &berth_spec::Stack) -> BTreeMap<String, String> {
+    spec.services
+        .iter()
+        .filter(|(_, s)| s.build != berth_spec::model::BuildConfig::default())
+        .map(|(svc, _)| (svc.clone(), format!("{registry}/{}", berth_cfn::repository_name(stack, svc))))
+        .collect()
 }
 
 /// The engine target of an AWS target: its managers' public addresses (from the discovery
@@ -479,4 +490,26 @@ pub(crate) fn ssh_target(stack: &str, target: &str, t: &AwsTarget) -> Result<ber
     }
     let socket = t.socket.clone().unwrap_or_else(|| "/var/run/docker.sock".into());
     Ok(berth_engine::SshTarget { managers: hosts.clone(), hosts, socket, options })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Built services go to the repositories `cluster up` made (`<stack>/<service>`, lowercase,
+    /// whatever their `image:` says); services without `build:` keep their image.
+    #[test]
+    fn ecr_repositories_name_the_stacks_repository_of_each_built_service() {
+        let yaml = "services:\n  Backend:\n    build: ./b\n    image: blog/api\n  db:\n    image: postgres:15\n  frontend:\n    build: ./f\n";
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("compose.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        let opts = berth_spec::load::LoadOptions { files: vec![file], dotenv: false, ..Default::default() };
+        let stack = berth_spec::load::load(&opts).unwrap_or_else(|f| panic!("{:?}", f.diagnostics)).stack;
+        let repos = super::ecr_repositories("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "Blog", &stack);
+        let want: Vec<(&str, &str)> = vec![
+            ("Backend", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/blog/backend"),
+            ("frontend", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/blog/frontend"),
+        ];
+        let got: Vec<(&str, &str)> = repos.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, want);
+    }
 }

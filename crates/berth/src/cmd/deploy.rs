@@ -135,19 +135,17 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
                 .line(&format!("waited {:.1} s for the swarm's nodes to report to the leader", waited.as_secs_f64()));
         }
     }
-    // An AWS target: a fresh ECR token for the pushes and for the swarm's pulls.
-    let auths = match super::aws_target(stack, &loaded) {
-        Some(t) => match super::aws::registry_auths(&t) {
-            Ok(a) => Some(a),
-            Err(code) => return code,
-        },
-        None => None,
+    // An AWS target: a fresh ECR token for the pushes and for the swarm's pulls, built images to
+    // the target's ECR repositories.
+    let bopts = match super::target_build_options(stack, &loaded, &name) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
+    let auths = bopts.auths.clone();
 
     // Images of services with `build:`, built through the engine; the deploy uses them.
     let mut stack_spec = loaded.stack.clone();
     if stack_spec.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
-        let bopts = berth_engine::BuildOptions { auths: auths.clone(), ..super::build_options(stack, &loaded) };
         let built = rt.block_on(engine.build_images(&name, &loaded.stack, &bopts, |p| {
             use berth_engine::BuildProgress as B;
             let line = match p {
@@ -234,9 +232,10 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
     // registry, and the edge's) are copied to the other hosts.
     if let Target::Ssh(t) = &target {
         let mut local_images: Vec<String> = Vec::new();
-        if super::build_options(stack, &loaded).registry.is_none() {
+        if bopts.registry.is_none() {
             for (svc, s) in &stack_spec.services {
                 if loaded.stack.services.get(svc).is_some_and(|o| o.build != berth_spec::model::BuildConfig::default())
+                    && !bopts.repositories.contains_key(svc)
                 {
                     local_images.push(s.image.clone());
                 }

@@ -240,10 +240,11 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
 pub(crate) fn with_planned_images(args: &StackArgs, loaded: &Loaded, name: &str) -> Result<berth_spec::Stack, u8> {
     let mut stack = loaded.stack.clone();
     if stack.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
-        let images = berth_engine::planned_images(name, &stack, &build_options(args, loaded)).map_err(|e| {
-            let hint = e.hint();
-            fail(exit::INVALID, e, hint)
-        })?;
+        let images =
+            berth_engine::planned_images(name, &stack, &target_build_options(args, loaded, name)?).map_err(|e| {
+                let hint = e.hint();
+                fail(exit::INVALID, e, hint)
+            })?;
         for (svc, image) in images {
             if let Some(s) = stack.services.get_mut(&svc) {
                 s.image = image;
@@ -278,6 +279,25 @@ pub(crate) fn build_options(args: &StackArgs, loaded: &Loaded) -> berth_engine::
         environ: std::env::vars().collect(),
         ..Default::default()
     }
+}
+
+/// [`build_options`] for the command's target: on an AWS target, a fresh ECR token (for pushes and
+/// the swarm's pulls) and, unless `x-berth.registry` names a registry, the target's ECR
+/// repositories for the services with `build:`.
+pub(crate) fn target_build_options(
+    args: &StackArgs,
+    loaded: &Loaded,
+    name: &str,
+) -> Result<berth_engine::BuildOptions, u8> {
+    let mut o = build_options(args, loaded);
+    if let Some(t) = aws_target(args, loaded) {
+        let (auths, registry) = aws::registry_auths(&t)?;
+        if o.registry.is_none() {
+            o.repositories = aws::ecr_repositories(&registry, name, &loaded.stack);
+        }
+        o.auths = Some(auths);
+    }
+    Ok(o)
 }
 
 /// Converts a loaded stack (`stack`: `loaded.stack`, or a copy with built image names) into the
