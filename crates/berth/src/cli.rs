@@ -247,6 +247,17 @@ pub enum EdgeCommand {
         #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
         addr: std::net::IpAddr,
     },
+    /// Forward TCP connections from a local address to HOST:PORT, resolved per connection (the
+    /// swarm registry's forwarder on every node).
+    #[command(hide = true)]
+    Forward {
+        /// Address to listen on.
+        #[arg(long, value_name = "IP:PORT")]
+        listen: String,
+        /// Where to connect (e.g. `tasks.<service>:5000`).
+        #[arg(long, value_name = "HOST:PORT")]
+        to: String,
+    },
     /// Exit 0 when the edge's admin `/healthz` answers 200 (a HEALTHCHECK without curl).
     Check {
         /// Read `admin_addr` from this edge config.

@@ -7,6 +7,7 @@
 pub mod acme;
 pub mod backends;
 pub mod config;
+pub mod forward;
 pub mod handover;
 pub mod metrics;
 mod park;

@@ -121,7 +121,7 @@ impl Engine {
                                 message: format!("cannot generate a value for secret {name}: {e}"),
                                 hint: Some("the operating system's random number generator failed".into()),
                             })?;
-                            SecretSpec { data: Some(base64_encode(&value)), ..spec.clone() }
+                            SecretSpec { data: Some(berth_plan::convert::base64(&value)), ..spec.clone() }
                         }
                         _ => spec.clone(),
                     };
@@ -300,20 +300,6 @@ pub fn generate_secret_value(len: usize) -> Result<Vec<u8>, getrandom::Error> {
     Ok(out)
 }
 
-/// Standard base64 with padding (what the Engine API wants in `Data`).
-fn base64_encode(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n =
-            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            out.push(if i <= c.len() { T[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
-}
-
 fn service_error(name: &str, call: &'static str, e: bollard::errors::Error) -> EngineError {
     let text = e.to_string();
     if text.contains("already in use") || text.contains("port") && text.contains("in use") {
@@ -376,10 +362,10 @@ mod tests {
     #[test]
     fn base64_matches_the_plan_decoder() {
         for s in ["", "a", "ab", "abc", "hello world", "\u{0}\u{ff}"] {
-            let e = base64_encode(s.as_bytes());
+            let e = berth_plan::convert::base64(s.as_bytes());
             assert_eq!(berth_plan::plan::decode_base64(&e).unwrap(), s.as_bytes(), "{e}");
         }
-        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
+        assert_eq!(berth_plan::convert::base64(b"hello"), "aGVsbG8=");
     }
 
     #[test]

@@ -38,6 +38,7 @@ mod watch;
 pub use agent_ops::{LocalSwarm, RawTokens};
 pub use apply::{ApplyOptions, ApplyStats};
 mod registry_auth;
+pub mod swarm_registry;
 pub use berth_plan::registry_auth::registry_of;
 pub use berth_ssh;
 pub use bollard::auth::DockerCredentials;

@@ -1309,8 +1309,9 @@ pub(crate) fn hash8(data: &[u8]) -> String {
     d.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Standard base64 with padding (what the Engine API expects in `Data`).
-pub(crate) fn base64(data: &[u8]) -> String {
+/// Standard base64 with padding (what the Engine API expects in `Data`); the one encoder of the
+/// workspace (the engine uses it too), [`crate::plan::decode_base64`] its decoder.
+pub fn base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {

@@ -31,7 +31,8 @@ fn service() -> impl Strategy<Value = String> {
         prop::collection::vec((1u16..65535, prop::option::of(1u16..65535), any::<bool>()), 0..3),
         (prop::option::of(0u8..5), prop::option::of(prop_oneof![Just("replicated"), Just("global")])),
         prop::option::of((duration(), 1u8..5)),
-        prop::collection::vec(ident(), 0..3),
+        // A set: the schema wants list items unique (a duplicate label is rejected, rightly).
+        prop::collection::btree_set(ident(), 0..3),
         prop::option::of(("[0-9]\\.[0-9]{1,2}", 4u32..2048)),
     )
         .prop_map(|(image, command, env, env_as_list, ports, (replicas, mode), health, labels, limits)| {

@@ -379,17 +379,13 @@ fn version_is_read_like_docker_cli() {
 }
 
 #[test]
-fn swarm_checks_report_forbidden_ignored_and_build_without_image() {
+fn swarm_checks_report_forbidden_and_ignored_but_not_build() {
     let doc =
         yaml::parse("services:\n  a:\n    image: x\n    mem_limit: 1g\n    restart: always\n  b:\n    build: .\n", 0)
             .unwrap();
     let d = swarm_checks(&doc);
     let codes: Vec<_> = d.iter().map(|d| (d.code, d.is_error())).collect();
-    assert_eq!(
-        codes,
-        [("swarm.forbidden", true), ("swarm.ignored", false), ("swarm.build-without-image", false)],
-        "{d:?}"
-    );
+    assert_eq!(codes, [("swarm.forbidden", true), ("swarm.ignored", false)], "{d:?}");
     assert!(d[0].hint.as_deref().unwrap().starts_with("Set resource limits using deploy.resources"));
     assert!(d[1].hint.as_deref().unwrap().contains("deploy.restart_policy"));
 }

@@ -27,6 +27,22 @@ fn edge_image() -> Result<(String, std::path::PathBuf), String> {
     .clone()
 }
 
+/// Starts (or finds) the swarm's registry: the edge image built and on every host (the
+/// forwarders run it), then `berth_engine::swarm_registry`.
+async fn swarm_registry(
+    engine: &berth_engine::Engine,
+    t: &berth_engine::SshTarget,
+    progress: &mut Progress,
+) -> Result<berth_engine::swarm_registry::SwarmRegistry, berth_engine::EngineError> {
+    let (tag, bin) = edge_image().map_err(|message| berth_engine::EngineError::Refused { message, hint: None })?;
+    if engine.ensure_edge_image(&tag, &bin).await? {
+        progress.line(&format!("edge: built image {tag}"));
+    }
+    berth_engine::cluster::distribute_images(engine, t, std::slice::from_ref(&tag), &mut |l| progress.line(l)).await?;
+    let image = berth_engine::swarm_registry::registry_image();
+    engine.ensure_swarm_registry(&image, &tag, Duration::from_secs(120), &mut |l| progress.line(l)).await
+}
+
 /// Adds berth's edge to the desired state when the stack has routes or statics.
 pub(crate) fn add_edge(
     desired: &mut berth_plan::Desired,
@@ -137,10 +153,24 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
     }
     // An AWS target: a fresh ECR token for the pushes and for the swarm's pulls, built images to
     // the target's ECR repositories.
-    let bopts = match super::target_build_options(stack, &loaded, &name) {
+    let mut bopts = match super::target_build_options(stack, &loaded, &name) {
         Ok(o) => o,
         Err(code) => return code,
     };
+    // Several SSH hosts and no registry named: the swarm's own registry, whose forwarders run
+    // berth's edge image — so that image goes to every host first.
+    if let Target::Ssh(t) = &target
+        && super::uses_swarm_registry(stack, &loaded)
+    {
+        match rt.block_on(swarm_registry(&engine, t, &mut progress)) {
+            Ok(reg) => {
+                let mut auths = bopts.auths.take().unwrap_or_else(|| berth_engine::RegistryAuths::load(None));
+                auths.insert(&reg.host, reg.credentials);
+                bopts.auths = Some(auths);
+            }
+            Err(e) => return super::engine_fail(e),
+        }
+    }
     let auths = bopts.auths.clone();
 
     // Images of services with `build:`, built through the engine; the deploy uses them.

@@ -15,6 +15,20 @@ pub fn run(cmd: EdgeCommand) -> u8 {
         EdgeCommand::Serve { config, listen_from, backend } => serve(&config, listen_from.as_deref(), &backend),
         EdgeCommand::Listen { socket, ports, addr } => listen(&socket, &ports, addr),
         EdgeCommand::Check { config, addr } => check(config.as_deref(), addr),
+        EdgeCommand::Forward { listen, to } => forward(&listen, &to),
+    }
+}
+
+/// `berth edge forward --listen IP:PORT --to HOST:PORT`: runs until killed.
+fn forward(listen: &str, to: &str) -> u8 {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(exit::FAILED, e, None),
+    };
+    let log = |line: &str| println!("{line}");
+    match rt.block_on(berth_edge::forward::run(listen, to, log)) {
+        Ok(()) => exit::OK,
+        Err(e) => fail(exit::FAILED, format!("edge forward {listen} -> {to}: {e}"), None),
     }
 }
 

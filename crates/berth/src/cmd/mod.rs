@@ -296,8 +296,20 @@ pub(crate) fn target_build_options(
             o.repositories = aws::ecr_repositories(&registry, name, &loaded.stack);
         }
         o.auths = Some(auths);
+    } else if o.registry.is_none() && uses_swarm_registry(args, loaded) {
+        o.registry = Some(berth_engine::swarm_registry::repository_prefix(name));
     }
     Ok(o)
+}
+
+/// Whether built images go to the registry berth runs on the swarm: an SSH target of several
+/// hosts, with services to build and no `x-berth.registry` (docs/images.md).
+pub(crate) fn uses_swarm_registry(args: &StackArgs, loaded: &Loaded) -> bool {
+    let xb = loaded.stack.extras.get("x-berth").map(berth_spec::xberth::XBerth::from_json).unwrap_or_default();
+    xb.registry.is_none()
+        && aws_target(args, loaded).is_none()
+        && loaded.stack.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default())
+        && matches!(target(args, loaded), Ok(berth_engine::Target::Ssh(t)) if t.hosts.len() > 1)
 }
 
 /// Converts a loaded stack (`stack`: `loaded.stack`, or a copy with built image names) into the
@@ -382,8 +394,13 @@ pub(crate) fn observe(
         })?;
         if let Some(desired) = pin {
             engine.pin_images(desired).await.map_err(engine_fail)?;
-            // Registry credentials fingerprinted as `berth deploy` does (new credentials: an update).
-            berth_engine::label_registry_auth(desired, &berth_engine::RegistryAuths::load(None));
+            // Registry credentials fingerprinted as `berth deploy` does (new credentials: an update),
+            // the swarm's own registry's included.
+            let mut auths = berth_engine::RegistryAuths::load(None);
+            if let Some(r) = engine.swarm_registry().await.map_err(engine_fail)? {
+                auths.insert(&r.host, r.credentials);
+            }
+            berth_engine::label_registry_auth(desired, &auths);
         }
         engine.observe(stack).await.map_err(|e| {
             let hint = e.hint();

@@ -114,8 +114,7 @@ pub fn validate(doc: &Node, version: Version) -> Vec<Diagnostic> {
 /// `cgroup_parent`, `devices`, `domainname`, `external_links`, `ipc`, `links`, `mac_address`, `network_mode`, `pid`,
 /// `privileged`, `restart`, `security_opt`, `shm_size`, `userns_mode` -> warnings "ignored by Swarm" with a hint of the
 /// Swarm way), plus the deprecated `container_name` and `expose` (warnings).
-/// `build` without `image` is an error for a multi-node target: it is returned as a warning with code
-/// `swarm.build-without-image`; the caller decides.
+/// `build` is not reported: berth builds the image (and on several machines pushes it where every node pulls it).
 pub fn swarm_checks(doc: &Node) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let Some(services) = doc.get("services").and_then(Node::as_map) else {
@@ -135,18 +134,10 @@ pub fn swarm_checks(doc: &Node) -> Vec<Diagnostic> {
                     )
                     .with_hint(text),
                 );
-            } else if key == "build" && !map.contains_key("image") {
-                out.push(
-                    Diagnostic::warning(
-                        "swarm.build-without-image",
-                        Some(value.anchor()),
-                        path(),
-                        format!("service `{name}` has `build` but no `image`: berth names the image `<stack>/{name}`, which nodes other than this one cannot pull"),
-                    )
-                    .with_hint("fine on the local engine; for several machines add `image: registry.example.com/name` (or `x-berth.registry`) so berth pushes it where every node can pull it"),
-                );
             } else if key == "build" {
-                // Swarm ignores `build`, but berth does not: `berth deploy` builds the image itself.
+                // Swarm ignores `build`, but berth does not: `berth deploy` builds the image itself, and on
+                // several machines pushes it where every node pulls it (`x-berth.registry`, the target's
+                // ECR repository, or the registry berth runs on the swarm).
             } else if let Some(hint) = hints::ignored(key) {
                 out.push(
                     Diagnostic::warning(
