@@ -1,11 +1,13 @@
-//! The swarm's own registry (docs/images.md): three test hosts (`tests/lab/lab.sh`: a network
-//! namespace each, with its own dockerd and sshd), one manager and two workers, and a stack with a
-//! `build:` service whose three replicas must run one per host. No `x-berth.registry`: berth
+//! The swarm's own registry (docs/images.md): test hosts from `tests/lab/lab.sh` (a network
+//! namespace each, with its own dockerd and sshd), a target of three — one manager and two
+//! workers — and a stack with a `build:` service whose three replicas must run one per host. No `x-berth.registry`: berth
 //! builds on the manager, starts its registry on the swarm, pushes there, and the workers pull
 //! from it — no image is copied to them. Checked: every host runs a task of the image under
 //! `127.0.0.1:5000/`; the workers got it from the registry (the deploy copied only berth's own
 //! image); the registry answers 401 without the password, also on a worker's address; a second
-//! deploy changes nothing; a new release reaches every host the same way.
+//! deploy changes nothing; a fourth host joined later with `node add` gets berth's own image from
+//! `cluster up` and pulls the app's image from the registry; a new release reaches the hosts the
+//! same way.
 //!
 //! The lab reaches no registry on the internet, so the registry's image is Debian's
 //! `docker-registry` binary in a `FROM scratch` image (`BERTH_REGISTRY_IMAGE`), answering like
@@ -143,7 +145,7 @@ x-berth:
 
 /// The image of every running task of `regt_web`, per host.
 fn task_images() -> Vec<(usize, String)> {
-    (1..=3)
+    (1..=4)
         .flat_map(|i| {
             docker(i, &["ps", "--filter", "label=com.docker.swarm.service.name=regt_web", "--format", "{{.Image}}"])
                 .lines()
@@ -173,7 +175,7 @@ fn built_image_reaches_workers_through_the_swarms_own_registry() {
     registry_image(tmp.path());
     // The base image of the build on the manager only; the registry's image where it runs.
     let start = Instant::now();
-    let _lab = Lab::up(3, "", &format!("berth-test/app:v1 {REGISTRY_IMAGE}"));
+    let _lab = Lab::up(4, "", &format!("berth-test/app:v1 {REGISTRY_IMAGE}"));
     let lab_up = start.elapsed();
     let edge_bin = tmp.path().join("berth-edge");
     let ok = Command::new("objcopy")
@@ -231,6 +233,24 @@ fn built_image_reaches_workers_through_the_swarms_own_registry() {
     let r = berth(&["-t", "lab", "plan", "--detailed-exitcode"]);
     assert_eq!(r.code, 0, "plan after the deploy shows changes");
 
+    // A host that joins later (not in the target's list: `node add`) gets berth's own image from
+    // `cluster up`, so the registry's forwarder runs there, and pulls the app's image itself.
+    let start = Instant::now();
+    let r = berth(&["-t", "lab", "node", "add", &ip(4)]);
+    assert_eq!(r.code, 0, "node add");
+    assert!(r.stderr.contains(&format!("{}: copied berth/edge:", ip(4))), "berth's image not copied to the new host");
+    let r = berth(&["-t", "lab", "scale", "web=4"]);
+    assert_eq!(r.code, 0, "scale");
+    wait_for("a task of regt_web on the new host", Duration::from_secs(60), || {
+        task_images().iter().any(|(h, _)| *h == 4)
+    });
+    for (host, image) in task_images() {
+        assert!(image.starts_with("127.0.0.1:5000/regt/web:"), "host {host} runs {image}");
+    }
+    let joined = start.elapsed();
+    let r = berth(&["-t", "lab", "scale", "web=3"]);
+    assert_eq!(r.code, 0, "scale back");
+
     // A new release reaches every host the same way.
     write_stack(&dir, "v2");
     let start = Instant::now();
@@ -242,7 +262,7 @@ fn built_image_reaches_workers_through_the_swarms_own_registry() {
             .lines()
             .any(|id| docker(i, &["inspect", "-f", "{{range .Config.Env}}{{.}} {{end}}", id]).contains("VERSION=v2"))
     };
-    wait_for("v2 on every host", Duration::from_secs(60), || (1..=3).all(v2_on));
+    wait_for("v2 on three hosts", Duration::from_secs(60), || (1..=4).filter(|i| v2_on(*i)).count() == 3);
     let r = berth(&["-t", "lab", "rm", "--yes"]);
     assert_eq!(r.code, 0, "rm");
     // The registry is a stack of its own, shared by the swarm's stacks: `rm` of an app leaves it;
@@ -253,9 +273,10 @@ fn built_image_reaches_workers_through_the_swarms_own_registry() {
     assert_eq!(docker(1, &["service", "ls", "-q", "--filter", "name=berth-registry_"]), "", "registry services left");
 
     eprintln!("\n| swarm registry test step | time |\n|---|---|");
-    eprintln!("| lab: 3 hosts | {:.1} s |", lab_up.as_secs_f64());
+    eprintln!("| lab: 4 hosts | {:.1} s |", lab_up.as_secs_f64());
     eprintln!("| first deploy: registry started, build, push, 3 hosts pull | {:.1} s |", first.as_secs_f64());
     eprintln!("| second deploy, nothing changed | {:.1} s |", again.as_secs_f64());
+    eprintln!("| node add of a 4th host, scale to 4, its task pulls | {:.1} s |", joined.as_secs_f64());
     eprintln!("| new release: build, push, 3 hosts pull | {:.1} s |", second.as_secs_f64());
 }
 

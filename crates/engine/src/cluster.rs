@@ -544,8 +544,48 @@ pub async fn cluster_up(plan: &ClusterPlan, on: &mut (dyn FnMut(&str) + Send)) -
             report.changes.push(format!("{}: set {what}", h.addr));
         }
     }
+    // 5. berth's own images (the edge's, the swarm registry's forwarders'), which no registry
+    // holds: every host gets those the swarm's services run, so a host that joins runs them too.
+    for image in leader.own_images_in_use().await? {
+        for (h, e, _) in &engines {
+            if e.address() != leader.address() && leader.copy_image(e, &image).await? {
+                report.changes.push(format!("{}: copied {image}", h.addr));
+                on(&format!("{}: copied {image}", h.addr));
+            }
+        }
+    }
     report.nodes = leader.cluster_nodes().await?;
     Ok(report)
+}
+
+impl Engine {
+    /// The images of berth's own (`berth/edge:*`) that the swarm's services run and this engine
+    /// has.
+    pub async fn own_images_in_use(&self) -> Result<Vec<String>, EngineError> {
+        let services = self.docker().list_services(None).await.map_err(api("list services"))?;
+        let mut images: Vec<String> = services
+            .iter()
+            .filter_map(|s| {
+                let c = s.spec.as_ref()?.task_template.as_ref()?.container_spec.as_ref()?;
+                let image = c.image.as_deref()?;
+                // Pinned by ID: the name is in the container label (`berth_plan::image_pin`).
+                match image.strip_prefix("sha256:") {
+                    Some(_) => c.labels.as_ref()?.get(berth_plan::image_pin::LABEL_IMAGE).cloned(),
+                    None => Some(image.split('@').next().unwrap_or_default().to_string()),
+                }
+            })
+            .filter(|i| i.starts_with(&format!("{}:", crate::edge_image::EDGE_REPOSITORY)))
+            .collect();
+        images.sort();
+        images.dedup();
+        let mut have = Vec::new();
+        for i in images {
+            if self.docker().inspect_image(&i).await.is_ok() {
+                have.push(i);
+            }
+        }
+        Ok(have)
+    }
 }
 
 /// The engine of the target's first manager that answers as a manager (for node commands).
