@@ -342,13 +342,7 @@ impl Agent {
             match berth_aws::ecr::login(&self.aws).await {
                 Ok(login) => {
                     let mut auths = RegistryAuths::default();
-                    let creds = berth_engine::DockerCredentials {
-                        username: Some(login.username),
-                        password: Some(login.password),
-                        serveraddress: Some(login.registry.clone()),
-                        ..Default::default()
-                    };
-                    auths.insert(&login.registry, creds);
+                    auths.insert_login(&login.registry, login.username, login.password);
                     self.ecr = Some((auths, std::time::Instant::now()));
                 }
                 Err(e) => log(&format!("ECR token not refreshed: {e}")),

@@ -29,7 +29,11 @@ use run::berth;
 #[path = "common/blog.rs"]
 mod blog;
 
-use std::path::{Path, PathBuf};
+#[path = "common/lab.rs"]
+mod lab;
+use lab::{Lab, ip};
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,10 +42,6 @@ use std::time::{Duration, Instant};
 /// The site's name in the test (Host header): not `localhost`, so the edge serves plain HTTP.
 const DOMAIN: &str = "blog.lab";
 const BACKENDS: u64 = 4;
-
-fn lab_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh")
-}
 
 /// The blog's images, built from the example's Dockerfiles on the local base images; returns the
 /// base images' variables (POSTGRES_IMAGE, ...).
@@ -66,45 +66,6 @@ fn blog_images() -> Vec<(String, String)> {
         assert!(o.status.success(), "docker build {tag}: {}", String::from_utf8_lossy(&o.stderr));
     }
     env
-}
-
-struct Lab;
-
-impl Lab {
-    /// Five hosts; `all` images loaded into every host, `n3` into host 3 only (where the
-    /// stateful services are pinned).
-    fn up(n: usize, all: &str, n3: &str) -> Lab {
-        let out = Command::new("bash")
-            .arg(lab_script())
-            .args(["up", &n.to_string()])
-            .env("LAB_IMAGES", all)
-            .env("LAB_IMAGES_3", n3)
-            .output()
-            .expect("run lab.sh");
-        assert!(out.status.success(), "lab up: {}", String::from_utf8_lossy(&out.stderr));
-        Lab
-    }
-    fn run(&self, verb: &str, i: usize) {
-        let ok = Command::new("bash").arg(lab_script()).args([verb, &i.to_string()]).status().unwrap().success();
-        assert!(ok, "lab {verb} {i}");
-    }
-    fn kill(&self, i: usize) {
-        self.run("kill", i)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // BERTH_LAB_KEEP=1 leaves the hosts running after a failure, to look at them.
-        if std::thread::panicking() && std::env::var_os("BERTH_LAB_KEEP").is_some() {
-            return;
-        }
-        let _ = Command::new("bash").arg(lab_script()).arg("down").status();
-    }
-}
-
-fn ip(i: usize) -> String {
-    format!("192.168.87.{}", 10 + i)
 }
 
 /// A copy of examples/blog in `dir`, made fit for the lab (see the module doc), with the lab's
@@ -146,21 +107,14 @@ fn blog_copy(dir: &Path, base: &[(String, String)]) {
         .collect();
     text += &format!(
         r#"  targets:
-    lab:
-      ssh: [{hosts}]
-      managers: 3
-      heartbeat: 1s
-      key: /var/lib/berth-lab/ssh/id_ed25519
-      known_hosts: /var/lib/berth-lab/ssh/known_hosts
-      socket: /run/berth-lab/{{host}}/docker.sock
-      labels: {{ {db}: {{ db: "true", {pins} }} }}
+{lab}      labels: {{ {db}: {{ db: "true", {pins} }} }}
     stranger:
       ssh: [{first}]
       key: /var/lib/berth-lab/ssh/id_ed25519
       known_hosts: {dir}/empty_known_hosts
       socket: /run/berth-lab/{{host}}/docker.sock
 "#,
-        hosts = hosts.join(", "),
+        lab = lab::target_yaml(&hosts, 3),
         db = ip(3),
         pins = pins.join(", "),
         first = ip(1),
@@ -251,19 +205,14 @@ fn secs(d: Duration) -> String {
 
 #[test]
 fn blog_across_five_hosts_through_drain_crashes_partition_and_leader_loss_under_load() {
-    if unsafe { libc_geteuid() } != 0 {
-        panic!("the many-machine test needs root (network namespaces); CI runs as root");
-    }
+    lab::require_root();
     let t0 = Instant::now();
     let base = blog_images();
     let var = |k: &str| base.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
     let images = t0.elapsed();
     let start = Instant::now();
-    let lab = Lab::up(
-        5,
-        "cblog/backend:lab",
-        &format!("cblog/frontend:lab {} {}", var("POSTGRES_IMAGE"), var("REDIS_IMAGE")),
-    );
+    let db_images = format!("cblog/frontend:lab {} {}", var("POSTGRES_IMAGE"), var("REDIS_IMAGE"));
+    let lab = Lab::up(5, "cblog/backend:lab", &[(3, &db_images)]);
     let lab_start = start.elapsed();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("blog");
@@ -271,14 +220,7 @@ fn blog_across_five_hosts_through_drain_crashes_partition_and_leader_loss_under_
     blog_copy(dir, &base);
     // The edge's image is built from berth's executable and copied to every host over SSH: from
     // the debug build without its debug info (72 MB instead of 730 MB), the same code.
-    let edge_bin = tmp.path().join("berth-edge");
-    let ok = Command::new("objcopy")
-        .arg("--strip-debug")
-        .args([Path::new(env!("CARGO_BIN_EXE_berth")), &edge_bin])
-        .status()
-        .expect("objcopy (binutils)")
-        .success();
-    assert!(ok, "objcopy --strip-debug of the berth binary");
+    let edge_bin = lab::edge_binary(tmp.path());
     // SAFETY: no other thread runs yet; every berth the test starts inherits it.
     unsafe { std::env::set_var("BERTH_EDGE_BINARY", &edge_bin) };
     let mut table = Table(vec![
@@ -596,9 +538,4 @@ impl Load {
         }
         s
     }
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }

@@ -17,33 +17,18 @@
 mod run;
 use run::berth_env;
 
+#[path = "common/lab.rs"]
+mod lab;
+use lab::{Lab, docker, ip};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const REGISTRY_IMAGE: &str = "berth-test/registry:lab";
 
-fn lab_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh")
-}
-
 fn images_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/images/build.sh")
-}
-
-fn ip(i: usize) -> String {
-    format!("192.168.87.{}", 10 + i)
-}
-
-/// `docker` against lab host `i`.
-fn docker(i: usize, args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .arg("-H")
-        .arg(format!("unix:///run/berth-lab/{}/docker.sock", ip(i)))
-        .args(args)
-        .output()
-        .expect("docker");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A `registry:2` stand-in: Debian's `docker-registry` (dynamically linked against libc only),
@@ -87,31 +72,6 @@ fn registry_image(tmp: &Path) {
     assert!(out.status.success(), "registry image: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-struct Lab;
-
-impl Lab {
-    fn up(n: usize, all: &str, first: &str) -> Lab {
-        let out = Command::new("bash")
-            .arg(lab_script())
-            .args(["up", &n.to_string()])
-            .env("LAB_IMAGES", all)
-            .env("LAB_IMAGES_1", first)
-            .output()
-            .expect("run lab.sh");
-        assert!(out.status.success(), "lab up: {}", String::from_utf8_lossy(&out.stderr));
-        Lab
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if std::thread::panicking() && std::env::var_os("BERTH_LAB_KEEP").is_some() {
-            return;
-        }
-        let _ = Command::new("bash").arg(lab_script()).arg("down").status();
-    }
-}
-
 fn write_stack(dir: &Path, version: &str) {
     std::fs::create_dir_all(dir.join("web")).unwrap();
     std::fs::write(dir.join("web/Dockerfile"), format!("FROM berth-test/app:v1\nENV VERSION={version}\n")).unwrap();
@@ -129,15 +89,8 @@ fn write_stack(dir: &Path, version: &str) {
 x-berth:
   name: regt
   targets:
-    lab:
-      ssh: [{hosts}]
-      managers: 1
-      heartbeat: 1s
-      key: /var/lib/berth-lab/ssh/id_ed25519
-      known_hosts: /var/lib/berth-lab/ssh/known_hosts
-      socket: /run/berth-lab/{{host}}/docker.sock
-"#,
-            hosts = hosts.join(", ")
+{lab}"#,
+            lab = lab::target_yaml(&hosts, 1)
         ),
     )
     .unwrap();
@@ -166,25 +119,17 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Durat
 
 #[test]
 fn built_image_reaches_workers_through_the_swarms_own_registry() {
-    if unsafe { libc_geteuid() } != 0 {
-        panic!("the lab needs root (network namespaces); CI runs as root");
-    }
+    lab::require_root();
     let ok = Command::new("bash").arg(images_script()).status().expect("build test images").success();
     assert!(ok, "test images");
     let tmp = tempfile::tempdir().unwrap();
     registry_image(tmp.path());
     // The base image of the build on the manager only; the registry's image where it runs.
     let start = Instant::now();
-    let _lab = Lab::up(4, "", &format!("berth-test/app:v1 {REGISTRY_IMAGE}"));
+    let first_host = format!("berth-test/app:v1 {REGISTRY_IMAGE}");
+    let _lab = Lab::up(4, "", &[(1, &first_host)]);
     let lab_up = start.elapsed();
-    let edge_bin = tmp.path().join("berth-edge");
-    let ok = Command::new("objcopy")
-        .arg("--strip-debug")
-        .args([Path::new(env!("CARGO_BIN_EXE_berth")), &edge_bin])
-        .status()
-        .expect("objcopy (binutils)")
-        .success();
-    assert!(ok, "objcopy --strip-debug of the berth binary");
+    let edge_bin = lab::edge_binary(tmp.path());
     let dir = tmp.path().join("stack");
     write_stack(&dir, "v1");
     let set: [(&str, &std::ffi::OsStr); 2] =
@@ -278,9 +223,4 @@ fn built_image_reaches_workers_through_the_swarms_own_registry() {
     eprintln!("| second deploy, nothing changed | {:.1} s |", again.as_secs_f64());
     eprintln!("| node add of a 4th host, scale to 4, its task pulls | {:.1} s |", joined.as_secs_f64());
     eprintln!("| new release: build, push, 3 hosts pull | {:.1} s |", second.as_secs_f64());
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }

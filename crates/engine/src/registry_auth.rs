@@ -145,6 +145,17 @@ impl RegistryAuths {
         self.given.insert(normalize_server(host), creds);
     }
 
+    /// [`RegistryAuths::insert`] of a user name and password (an ECR login, the swarm registry's).
+    pub fn insert_login(&mut self, host: &str, username: String, password: String) {
+        let creds = DockerCredentials {
+            username: Some(username),
+            password: Some(password),
+            serveraddress: Some(host.to_string()),
+            ..Default::default()
+        };
+        self.insert(host, creds);
+    }
+
     /// Registry host → [`fingerprint`] of its credentials, for the registries of `images`
     /// that have credentials.
     pub fn fingerprints<'a>(&self, images: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {

@@ -399,13 +399,7 @@ pub(crate) fn registry_auths(t: &AwsTarget) -> Result<(berth_engine::RegistryAut
         })
         .map_err(|e| aws_fail(&e))?;
     let mut auths = berth_engine::RegistryAuths::load(None);
-    let creds = berth_engine::DockerCredentials {
-        username: Some(login.username),
-        password: Some(login.password),
-        serveraddress: Some(login.registry.clone()),
-        ..Default::default()
-    };
-    auths.insert(&login.registry, creds);
+    auths.insert_login(&login.registry, login.username, login.password);
     Ok((auths, login.registry))
 }
 
