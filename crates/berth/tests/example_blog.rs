@@ -459,6 +459,28 @@ fn blog_deploys_serves_api_admin_celery_and_survives_releases_rollbacks_and_a_po
     wait_version("v1");
     assert_eq!(post_titles(), ["with a picture", "first post"]);
 
+    // Postgres closes the backends' persistent connections (as after a network reset; seen in the
+    // cluster test as two 503 "server closed the connection unexpectedly"): the requests right
+    // after are answered, each worker replacing its dead connection first.
+    let db = db_container().expect("a running db container");
+    let sql = "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+               where datname = 'blog' and pid <> pg_backend_pid()";
+    let (ok, out) = docker(&[
+        "exec",
+        &db,
+        "sh",
+        "-c",
+        &format!("PGPASSWORD=$(cat /run/secrets/db_password) psql -h 127.0.0.1 -U blog -d blog -tAc \"{sql}\""),
+    ]);
+    assert!(ok, "psql: {out}");
+    assert!(out.trim().parse::<u32>().is_ok_and(|n| n > 0), "no backend connection was closed: {out}");
+    let failed: Vec<String> = (0..20)
+        .map(|_| curl("GET", "/api/health", &[]))
+        .filter(|(code, _)| *code != 200)
+        .map(|(code, body)| format!("{code} {body}"))
+        .collect();
+    assert!(failed.is_empty(), "requests failed after Postgres closed the connections: {failed:?}");
+
     // Postgres restart: kill the db container; Swarm starts a new task on the same volume.
     let old = db_container().expect("a running db container");
     let (ok, out) = docker(&["kill", &old]);
