@@ -349,7 +349,7 @@ impl Agent {
             }
         }
         let Some((auths, _)) = &self.ecr else { return Ok(Vec::new()) };
-        Ok(engine.stale_registry_auth(auths).await?.into_iter().map(|s| s.service).collect())
+        Ok(engine.stale_registry_auth(auths).await?)
     }
 
     async fn apply(&mut self, a: &Action) -> Result<(), AgentError> {

@@ -236,10 +236,12 @@ pub async fn forward(
     let mut tried: Vec<SocketAddr> = Vec::new();
     let deadline = tokio::time::Instant::now() + route.timeout;
     for attempt in 0..4 {
-        let picked = match attempt {
+        let picked = match route.backends.pick(&tried) {
             // No healthy task at all: wait (bounded) for one rather than answering 503 at once.
-            0 => route.backends.pick_or_wait(deadline.min(tokio::time::Instant::now() + route.no_backend_wait)).await,
-            _ => route.backends.pick(&tried),
+            None if attempt == 0 => {
+                route.backends.pick_or_wait(deadline.min(tokio::time::Instant::now() + route.no_backend_wait)).await
+            }
+            picked => picked,
         };
         let Some(backend) = picked else { break };
         tried.push(backend.addr);

@@ -563,6 +563,7 @@ impl Engine {
     /// has.
     pub async fn own_images_in_use(&self) -> Result<Vec<String>, EngineError> {
         let services = self.docker().list_services(None).await.map_err(api("list services"))?;
+        let prefix = format!("{}:", crate::edge_image::EDGE_REPOSITORY);
         let mut images: Vec<String> = services
             .iter()
             .filter_map(|s| {
@@ -574,7 +575,7 @@ impl Engine {
                     None => Some(image.split('@').next().unwrap_or_default().to_string()),
                 }
             })
-            .filter(|i| i.starts_with(&format!("{}:", crate::edge_image::EDGE_REPOSITORY)))
+            .filter(|i| i.starts_with(&prefix))
             .collect();
         images.sort();
         images.dedup();

@@ -253,8 +253,9 @@ impl Engine {
         let filters = std::collections::HashMap::from([("label".to_string(), vec!["io.berth.edge=image".to_string()])]);
         let options = bollard::query_parameters::ListImagesOptions { filters: Some(filters), ..Default::default() };
         let Ok(images) = self.docker().list_images(Some(options)).await else { return };
+        let prefix = format!("{EDGE_REPOSITORY}:");
         for tag in images.iter().flat_map(|i| i.repo_tags.iter()) {
-            if tag != keep && tag.starts_with(&format!("{EDGE_REPOSITORY}:")) {
+            if tag != keep && tag.starts_with(&prefix) {
                 let _ =
                     self.docker().remove_image(tag, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
             }

@@ -43,7 +43,7 @@ pub use berth_plan::registry_auth::registry_of;
 pub use berth_ssh;
 pub use bollard::auth::DockerCredentials;
 pub use deploy::{DeployError, DeployOptions, DeployReport, deploy_plan, without_bookkeeping};
-pub use registry_auth::{RegistryAuths, StaleAuth, fingerprint, label_services as label_registry_auth};
+pub use registry_auth::{RegistryAuths, fingerprint, label_services as label_registry_auth};
 pub use release::{
     LABEL_KIND as RELEASE_LABEL_KIND, LABEL_RELEASE, LABEL_STATUS, ReleaseInfo, ReleaseRecord, ReleaseStatus,
     current_release_of, highest_service_label, release_config_name,

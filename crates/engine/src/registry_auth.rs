@@ -210,20 +210,11 @@ pub fn fingerprint(c: &DockerCredentials) -> String {
     h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A berth-owned service whose stored pull credentials are not the ones `auths` holds for its
-/// image's registry (by [`fingerprint`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaleAuth {
-    pub service: String,
-    /// The registry host of its image.
-    pub registry: String,
-}
-
 impl crate::Engine {
-    /// Every service berth owns (any stack) whose image comes from a registry `auths` has
-    /// credentials for, and whose [`LABEL_REGISTRY_AUTH`] differs from their fingerprint; services
-    /// in the middle of a rolling update (or its rollback) are left for later.
-    pub async fn stale_registry_auth(&self, auths: &RegistryAuths) -> Result<Vec<StaleAuth>, crate::EngineError> {
+    /// The names of the services berth owns (any stack) whose image comes from a registry `auths`
+    /// has credentials for, and whose [`LABEL_REGISTRY_AUTH`] differs from their fingerprint;
+    /// services in the middle of a rolling update (or its rollback) are left for later.
+    pub async fn stale_registry_auth(&self, auths: &RegistryAuths) -> Result<Vec<String>, crate::EngineError> {
         let filters = HashMap::from([("label".to_string(), vec![LABEL_OWNER.to_string()])]);
         let services = self
             .docker()
@@ -248,7 +239,7 @@ impl crate::Engine {
             let Some(creds) = auths.for_image(image) else { continue };
             let have = spec.labels.as_ref().and_then(|l| l.get(LABEL_REGISTRY_AUTH));
             if have.map(String::as_str) != Some(fingerprint(&creds).as_str()) {
-                out.push(StaleAuth { service: name, registry: registry_of(image).to_string() });
+                out.push(name);
             }
         }
         Ok(out)

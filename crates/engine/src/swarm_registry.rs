@@ -141,27 +141,30 @@ impl Engine {
         // The htpasswd file, named by a hash of the password (secrets are immutable).
         let digest: String = Sha256::digest(pass.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
         let secret = format!("berth-registry_htpasswd-{digest}");
-        if let Err(e) = d.inspect_secret(&secret).await {
-            if !is_not_found(&e) {
-                return Err(api("inspect secret")(e));
+        let secret_id = match d.inspect_secret(&secret).await {
+            Ok(s) => s.id.unwrap_or_default(),
+            Err(e) if is_not_found(&e) => {
+                let hash = bcrypt::hash(&pass, 10).map_err(|e| EngineError::Refused {
+                    message: format!("hashing the registry password: {e}"),
+                    hint: None,
+                })?;
+                let spec = SecretSpec {
+                    name: Some(secret.clone()),
+                    labels: Some(labels()),
+                    data: Some(berth_plan::convert::base64(format!("{USER}:{hash}\n").as_bytes())),
+                    ..Default::default()
+                };
+                match d.create_secret(spec).await {
+                    Ok(r) => r.id,
+                    // Made meanwhile by another berth.
+                    Err(e) if is_conflict(&e) => {
+                        d.inspect_secret(&secret).await.map_err(api("inspect secret"))?.id.unwrap_or_default()
+                    }
+                    Err(e) => return Err(api("create secret")(e)),
+                }
             }
-            let hash = bcrypt::hash(&pass, 10).map_err(|e| EngineError::Refused {
-                message: format!("hashing the registry password: {e}"),
-                hint: None,
-            })?;
-            let spec = SecretSpec {
-                name: Some(secret.clone()),
-                labels: Some(labels()),
-                data: Some(berth_plan::convert::base64(format!("{USER}:{hash}\n").as_bytes())),
-                ..Default::default()
-            };
-            match d.create_secret(spec).await {
-                Ok(_) => {}
-                Err(e) if is_conflict(&e) => {}
-                Err(e) => return Err(api("create secret")(e)),
-            }
-        }
-        let secret_id = d.inspect_secret(&secret).await.map_err(api("inspect secret"))?.id.unwrap_or_default();
+            Err(e) => return Err(api("inspect secret")(e)),
+        };
         // The overlay network both services are on.
         if let Err(e) = d.inspect_network(NETWORK, None::<bollard::query_parameters::InspectNetworkOptions>).await {
             if !is_not_found(&e) {

@@ -153,14 +153,14 @@ pub fn deploy(stack: &StackArgs, args: &DeployArgs) -> u8 {
     }
     // An AWS target: a fresh ECR token for the pushes and for the swarm's pulls, built images to
     // the target's ECR repositories.
-    let mut bopts = match super::target_build_options(stack, &loaded, &name) {
+    let mut bopts = match super::target_build_options(stack, &loaded, &name, Some(&target)) {
         Ok(o) => o,
         Err(code) => return code,
     };
     // Several SSH hosts and no registry named: the swarm's own registry, whose forwarders run
     // berth's edge image — so that image goes to every host first.
     if let Target::Ssh(t) = &target
-        && super::uses_swarm_registry(stack, &loaded)
+        && super::uses_swarm_registry(stack, &loaded, &target)
     {
         match rt.block_on(swarm_registry(&engine, t, &mut progress)) {
             Ok(reg) => {

@@ -199,12 +199,13 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
     };
     print_diagnostics(&loaded.warnings, &loaded.sources);
     let name = stack_name(args, &loaded);
+    let target = target(args, &loaded);
     // Services with `build:` will run the image `berth deploy` builds: plan with those tags.
-    let stack_spec = match with_planned_images(args, &loaded, &name) {
+    let stack_spec = match with_planned_images(args, &loaded, &name, target.as_ref().ok()) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let multi_node = target(args, &loaded).is_ok_and(|t| !t.is_local());
+    let multi_node = target.as_ref().is_ok_and(|t| !t.is_local());
     let mut desired = match desired(&loaded, &stack_spec, &name, multi_node) {
         Ok(d) => d,
         Err(code) => return code,
@@ -218,7 +219,7 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
             Err(e) => return fail(exit::INVALID, format!("cannot read observed state {}: {e}", path.display()), None),
         },
         // Live: images pinned as `berth deploy` pins them (docs/images.md, "Pinning").
-        None => match target(args, &loaded).and_then(|t| observe(&name, &t, Some(&mut desired))) {
+        None => match target.and_then(|t| observe(&name, &t, Some(&mut desired))) {
             Ok(o) => o,
             Err(code) => return code,
         },
@@ -237,11 +238,16 @@ fn plan(args: &StackArgs, json: bool, observed: Option<&Path>, detailed: bool, r
 
 /// The loaded stack with each `build:` service's image set to the tag `berth deploy` builds (its
 /// content hash), without building: what `plan` and `run` use.
-pub(crate) fn with_planned_images(args: &StackArgs, loaded: &Loaded, name: &str) -> Result<berth_spec::Stack, u8> {
+pub(crate) fn with_planned_images(
+    args: &StackArgs,
+    loaded: &Loaded,
+    name: &str,
+    target: Option<&berth_engine::Target>,
+) -> Result<berth_spec::Stack, u8> {
     let mut stack = loaded.stack.clone();
     if stack.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default()) {
-        let images =
-            berth_engine::planned_images(name, &stack, &target_build_options(args, loaded, name)?).map_err(|e| {
+        let images = berth_engine::planned_images(name, &stack, &target_build_options(args, loaded, name, target)?)
+            .map_err(|e| {
                 let hint = e.hint();
                 fail(exit::INVALID, e, hint)
             })?;
@@ -288,6 +294,7 @@ pub(crate) fn target_build_options(
     args: &StackArgs,
     loaded: &Loaded,
     name: &str,
+    target: Option<&berth_engine::Target>,
 ) -> Result<berth_engine::BuildOptions, u8> {
     let mut o = build_options(args, loaded);
     if let Some(t) = aws_target(args, loaded) {
@@ -296,20 +303,21 @@ pub(crate) fn target_build_options(
             o.repositories = aws::ecr_repositories(&registry, name, &loaded.stack);
         }
         o.auths = Some(auths);
-    } else if o.registry.is_none() && uses_swarm_registry(args, loaded) {
+    } else if o.registry.is_none() && target.is_some_and(|t| uses_swarm_registry(args, loaded, t)) {
         o.registry = Some(berth_engine::swarm_registry::repository_prefix(name));
     }
     Ok(o)
 }
 
-/// Whether built images go to the registry berth runs on the swarm: an SSH target of several
-/// hosts, with services to build and no `x-berth.registry` (docs/images.md).
-pub(crate) fn uses_swarm_registry(args: &StackArgs, loaded: &Loaded) -> bool {
+/// Whether built images go to the registry berth runs on the swarm: `target` is an SSH target
+/// of several hosts (not an AWS one), with services to build and no `x-berth.registry`
+/// (docs/images.md).
+pub(crate) fn uses_swarm_registry(args: &StackArgs, loaded: &Loaded, target: &berth_engine::Target) -> bool {
     let xb = loaded.stack.extras.get("x-berth").map(berth_spec::xberth::XBerth::from_json).unwrap_or_default();
     xb.registry.is_none()
         && aws_target(args, loaded).is_none()
         && loaded.stack.services.values().any(|s| s.build != berth_spec::model::BuildConfig::default())
-        && matches!(target(args, loaded), Ok(berth_engine::Target::Ssh(t)) if t.hosts.len() > 1)
+        && matches!(target, berth_engine::Target::Ssh(t) if t.hosts.len() > 1)
 }
 
 /// Converts a loaded stack (`stack`: `loaded.stack`, or a copy with built image names) into the

@@ -269,11 +269,12 @@ pub fn run(stack: &StackArgs, service: &str, command: &[String]) -> u8 {
     let name = super::stack_name(stack, &loaded);
     // A service with `build:` runs the image `berth deploy` built (its content tag), like `plan` shows,
     // not the file's bare `image:` (which does not exist: `blog/backend:latest`).
-    let stack_spec = match super::with_planned_images(stack, &loaded, &name) {
+    let target = super::target(stack, &loaded).ok();
+    let stack_spec = match super::with_planned_images(stack, &loaded, &name, target.as_ref()) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let multi_node = super::target(stack, &loaded).is_ok_and(|t| !t.is_local());
+    let multi_node = target.as_ref().is_some_and(|t| !t.is_local());
     let desired = match super::desired(&loaded, &stack_spec, &name, multi_node) {
         Ok(d) => d,
         Err(code) => return code,
