@@ -380,7 +380,7 @@ fn killing_deploy_at_random_points_then_redeploying_converges() {
     let _serial = lock();
     images::ensure();
     const STACK: &str = "t-crash-1";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     let trials: usize = std::env::var("BERTH_CRASH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let seed: u64 = std::env::var("BERTH_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
@@ -521,7 +521,7 @@ fn restarting_dockerd_mid_deploy_fails_clearly_then_redeploy_converges() {
     let dir = tempfile::tempdir().unwrap();
     // Declared first, dropped last: the stack is removed after the daemon is back.
     let _daemon = DaemonGuard;
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
 
     let mut state = State::initial();
     let out = deploy_ok(dir.path(), STACK, &state);
@@ -591,7 +591,7 @@ fn redeploy_with_a_file_healthcheck_is_up_to_date() {
     let _serial = lock();
     images::ensure();
     const STACK: &str = "t-crash-3";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     let state = State::initial();
     deploy_ok(dir.path(), STACK, &state);
@@ -609,7 +609,7 @@ fn unfinished_release_whose_tasks_died_meanwhile_converges_on_redeploy() {
     let _serial = lock();
     images::ensure();
     const STACK: &str = "t-crash-4";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     let mut state = State::initial();
     deploy_ok(dir.path(), STACK, &state);
@@ -666,7 +666,7 @@ fn paused_update_of_an_unfinished_release_is_resumed_by_redeploy() {
     let _serial = lock();
     images::ensure();
     const STACK: &str = "t-crash-5";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crash/paused.yaml"))
         .expect("paused fixture");

@@ -48,7 +48,7 @@ fn deploy_without_an_engine_exits_3_with_a_hint() {
 fn deploy_reports_release_then_up_to_date_then_fails_and_rolls_back_with_exit_4() {
     images::ensure();
     const STACK: &str = "t-deploycli-1";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     write_compose(dir.path(), images::V1);
 
@@ -119,7 +119,7 @@ fn regression_issue4_local_image_pinned_by_id_noop_redeploy_update_when_tag_move
     images::ensure();
     const STACK: &str = "cvg-deploycli-pin";
     const TAG: &str = "cvg-pin/app:live";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let _untag = Untag(TAG);
     let (v1, v2) = (image_id(images::V1), image_id(images::V2));
     assert!(stack::docker(&["tag", images::V1, TAG]).0);

@@ -199,7 +199,7 @@ fn edge_routes_statics_and_refuses_unknown_hosts() {
     images::ensure();
     const STACK: &str = "h2a-route";
     const PORT: u16 = 18080;
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     let assets = dir.path().join("assets");
     std::fs::create_dir_all(assets.join("static")).unwrap();
@@ -261,7 +261,7 @@ fn rolling_update_task_kill_and_failed_release_under_load_fail_zero_requests() {
     images::ensure();
     const STACK: &str = "h2a-roll";
     const PORT: u16 = 18180;
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     compose(dir.path(), images::V1, PORT, false);
     let o = deploy(dir.path(), STACK);
@@ -386,7 +386,7 @@ fn localhost_domain_gets_https_from_the_local_ca_and_http_redirects() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     images::ensure();
     const STACK: &str = "h2a-tls";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "services:

@@ -208,7 +208,7 @@ impl Load {
 #[test]
 fn blog_deploys_serves_api_admin_celery_and_survives_releases_rollbacks_and_a_postgres_restart() {
     let env = base_images();
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("blog");
     copy_dir(&repo().join("examples/blog"), &dir);

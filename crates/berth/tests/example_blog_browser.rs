@@ -62,7 +62,7 @@ fn blog_in_chromium_login_post_celery_result_and_deep_link_through_the_edge() {
     assert!(Path::new("/usr/bin/chromium").exists(), "Debian's chromium is missing: run scripts/host-setup.sh");
 
     let env = base_images();
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("blog");
     copy_dir(&repo().join("examples/blog"), &dir);

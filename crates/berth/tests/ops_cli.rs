@@ -48,7 +48,7 @@ fn wait_running(dir: &Path, stack: &str, service: &str, n: u64) -> serde_json::V
 fn run_streams_output_and_exits_with_the_commands_code() {
     images::ensure();
     let stack = "t-ops-10";
-    let _c = Cleanup(stack);
+    let _c = Cleanup::new(stack);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("compose.yaml"),
@@ -83,7 +83,7 @@ fn run_streams_output_and_exits_with_the_commands_code() {
 fn status_ps_logs_scale_exec_and_rm_from_the_command_line() {
     images::ensure();
     let stack = "t-ops-11";
-    let _c = Cleanup(stack);
+    let _c = Cleanup::new(stack);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     service(stack, "web", true, &["--replicas", "1", "--label", "io.berth.release=2", images::NO_HEALTH]);
@@ -162,7 +162,7 @@ fn status_ps_logs_scale_exec_and_rm_from_the_command_line() {
 fn rm_refuses_a_stack_deployed_without_berth() {
     images::ensure();
     let stack = "t-ops-12";
-    let _c = Cleanup(stack);
+    let _c = Cleanup::new(stack);
     let dir = tempfile::tempdir().unwrap();
     service(stack, "web", false, &["--replicas", "0", images::NO_HEALTH]);
     let r = berth(dir.path(), &["--stack", stack, "rm", "--yes"]);

@@ -133,7 +133,7 @@ fn running_tasks(name: &str) -> String {
 #[test]
 fn new_registry_credentials_reach_the_swarm_without_restarting_tasks() {
     images::ensure();
-    let _c = Cleanup(STACK);
+    let _c = Cleanup::new(STACK);
     let work = tempfile::tempdir().unwrap();
     let (reg_dir, cfg_dir, app_dir) =
         (work.path().join("registry"), work.path().join("docker"), work.path().join("app"));

@@ -127,7 +127,7 @@ fn missing_variable_names_the_secret_and_the_variable() {
 fn plan_and_deploy_never_show_secret_values() {
     images::ensure();
     const STACK: &str = "t-secretscli-1";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     write_compose(dir.path());
     let d = dir.path();

@@ -84,7 +84,7 @@ fn secrets_of(stack: &str) -> Vec<String> {
 fn deploy_noop_image_change_and_rollback() {
     images::ensure();
     const STACK: &str = "t-deploy-1";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let engine = Engine::connect(&Target::Local).await.unwrap();
@@ -132,7 +132,7 @@ fn deploy_noop_image_change_and_rollback() {
 fn bad_release_is_rolled_back_automatically() {
     images::ensure();
     const STACK: &str = "t-deploy-2";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let engine = Engine::connect(&Target::Local).await.unwrap();
@@ -159,7 +159,7 @@ fn bad_release_is_rolled_back_automatically() {
 fn failing_release_command_aborts_before_any_update() {
     images::ensure();
     const STACK: &str = "t-deploy-3";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let engine = Engine::connect(&Target::Local).await.unwrap();
@@ -184,7 +184,7 @@ fn failing_release_command_aborts_before_any_update() {
 fn secret_rotation_keeps_the_old_secret_until_the_next_successful_deploy() {
     images::ensure();
     const STACK: &str = "t-deploy-4";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let engine = Engine::connect(&Target::Local).await.unwrap();
@@ -217,7 +217,7 @@ fn secret_rotation_keeps_the_old_secret_until_the_next_successful_deploy() {
 fn stack_deploy_objects_are_refused_without_adopt_and_adopted_with_it() {
     images::ensure();
     const STACK: &str = "t-deploy-5";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     let (ok, out) = docker(&[
         "service",
@@ -252,7 +252,7 @@ fn stack_deploy_objects_are_refused_without_adopt_and_adopted_with_it() {
 fn interrupted_deploy_is_finished_by_the_next_deploy() {
     images::ensure();
     const STACK: &str = "t-deploy-6";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let engine = Engine::connect(&Target::Local).await.unwrap();
@@ -281,7 +281,7 @@ fn interrupted_deploy_is_finished_by_the_next_deploy() {
 fn missing_image_fails_fast_with_a_clear_error() {
     images::ensure();
     const STACK: &str = "t-deploy-7";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let engine = Engine::connect(&Target::Local).await.unwrap();
@@ -300,7 +300,7 @@ fn missing_image_fails_fast_with_a_clear_error() {
 fn host_port_taken_by_another_process_fails_with_a_clear_error() {
     images::ensure();
     const STACK: &str = "t-deploy-8";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     // Something that is not Swarm's holds the port on every address.
     let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
@@ -326,7 +326,7 @@ fn host_port_taken_by_another_process_fails_with_a_clear_error() {
 fn service_that_no_node_has_resources_for_fails_with_a_clear_error() {
     images::ensure();
     const STACK: &str = "t-deploy-9";
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     let yaml = "services:\n  web:\n    image: berth-test/app:v1\n    deploy:\n      resources:\n        reservations: {cpus: '512', memory: 4096G}\n";
     rt().block_on(async {

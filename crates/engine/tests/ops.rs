@@ -37,7 +37,7 @@ fn services_named(prefix: &str) -> Vec<String> {
 #[test]
 fn run_once_streams_output_and_returns_exit_codes_0_and_3() {
     images::ensure();
-    let _c = Cleanup("t-ops-1");
+    let _c = Cleanup::new("t-ops-1");
     rt().block_on(async {
         let e = Engine::connect(&Target::Local).await.unwrap();
         let mut lines = Vec::new();
@@ -65,7 +65,7 @@ fn run_once_streams_output_and_returns_exit_codes_0_and_3() {
 
 #[test]
 fn run_once_with_missing_image_fails_clearly_and_leaves_no_service() {
-    let _c = Cleanup("t-ops-2");
+    let _c = Cleanup::new("t-ops-2");
     rt().block_on(async {
         let e = Engine::connect(&Target::Local).await.unwrap();
         let run = RunSpec {
@@ -128,7 +128,7 @@ fn svc<'a>(s: &'a berth_engine::StackStatus, name: &str) -> &'a berth_engine::Se
 fn status_and_ps_report_services_tasks_health_release_and_ports_as_json() {
     images::ensure();
     let stack = "t-ops-3";
-    let _c = Cleanup(stack);
+    let _c = Cleanup::new(stack);
     service(stack, "web", false, &["--replicas", "2", "--label", "io.berth.release=7", images::V1]);
     // Host-mode publish: ingress-published tasks stay `new` on this machine's dockerd.
     service(
@@ -193,7 +193,7 @@ fn status_and_ps_report_services_tasks_health_release_and_ports_as_json() {
 fn logs_merge_tasks_with_service_slot_node_prefixes() {
     images::ensure();
     let stack = "t-ops-4";
-    let _c = Cleanup(stack);
+    let _c = Cleanup::new(stack);
     service(
         stack,
         "echo",
@@ -235,7 +235,7 @@ fn logs_merge_tasks_with_service_slot_node_prefixes() {
 fn scale_changes_replicas_and_refuses_global_unknown_and_foreign_services() {
     images::ensure();
     let stack = "t-ops-5";
-    let _c = Cleanup(stack);
+    let _c = Cleanup::new(stack);
     service(stack, "web", false, &["--replicas", "1", images::NO_HEALTH]);
     service(stack, "agent", false, &["--mode", "global", images::NO_HEALTH]);
     rt().block_on(async {
@@ -255,7 +255,7 @@ fn scale_changes_replicas_and_refuses_global_unknown_and_foreign_services() {
         assert!(err.to_string().contains("did you mean `web`"), "{err}");
     });
     let foreign = "t-ops-9";
-    let _c2 = Cleanup(foreign);
+    let _c2 = Cleanup::new(foreign);
     service(foreign, "web", true, &["--replicas", "0", images::NO_HEALTH]);
     rt().block_on(async {
         let e = Engine::connect(&Target::Local).await.unwrap();
@@ -271,7 +271,7 @@ fn scale_changes_replicas_and_refuses_global_unknown_and_foreign_services() {
 fn exec_runs_in_a_local_task_and_returns_the_command_exit_code() {
     images::ensure();
     let stack = "t-ops-6";
-    let _c = Cleanup(stack);
+    let _c = Cleanup::new(stack);
     service(stack, "web", false, &["--replicas", "1", images::NO_HEALTH]);
     rt().block_on(async {
         let e = Engine::connect(&Target::Local).await.unwrap();
@@ -292,7 +292,7 @@ fn exec_runs_in_a_local_task_and_returns_the_command_exit_code() {
 fn rm_keeps_volumes_unless_asked_and_refuses_a_foreign_stack() {
     images::ensure();
     let stack = "t-ops-7";
-    let _c = Cleanup(stack);
+    let _c = Cleanup::new(stack);
     let labels = format!("--label={NS}={stack}");
     let own = format!("--label={OWNER}={stack}");
     let (ok, out) = docker(&["network", "create", "-d", "overlay", &labels, &own, "t-ops-7_default"]);
@@ -325,7 +325,7 @@ fn rm_keeps_volumes_unless_asked_and_refuses_a_foreign_stack() {
         assert!(matches!(err, EngineError::NotFound { .. }), "{err:?}");
     });
     let foreign = "t-ops-8";
-    let _c2 = Cleanup(foreign);
+    let _c2 = Cleanup::new(foreign);
     service(foreign, "web", true, &["--replicas", "0", images::NO_HEALTH]);
     rt().block_on(async {
         let e = Engine::connect(&Target::Local).await.unwrap();
@@ -339,7 +339,7 @@ fn rm_keeps_volumes_unless_asked_and_refuses_a_foreign_stack() {
 #[test]
 fn run_once_fails_clearly_when_no_node_fits_or_the_task_is_rejected() {
     images::ensure();
-    let _c = Cleanup("t-ops-13");
+    let _c = Cleanup::new("t-ops-13");
     rt().block_on(async {
         let e = Engine::connect(&Target::Local).await.unwrap();
         let mut spec = app_spec(images::NO_HEALTH);
@@ -371,7 +371,7 @@ fn run_once_fails_clearly_when_no_node_fits_or_the_task_is_rejected() {
 fn logs_follow_streams_lines_of_tasks_that_start_later() {
     images::ensure();
     let stack = "t-ops-14";
-    let _c = Cleanup(stack);
+    let _c = Cleanup::new(stack);
     // Every restart is a new task in slot 1: follow mode must pick each one up.
     service(
         stack,
@@ -412,8 +412,8 @@ fn logs_follow_streams_lines_of_tasks_that_start_later() {
 fn registry_auth_refresh_updates_only_the_label_and_restarts_nothing() {
     use berth_engine::{DockerCredentials, RegistryAuths, fingerprint};
     images::ensure();
-    let _c = Cleanup("t-ops-ra");
-    let _f = Cleanup("t-ops-raf");
+    let _c = Cleanup::new("t-ops-ra");
+    let _f = Cleanup::new("t-ops-raf");
     // An image named under a registry host nothing listens on: the node runs its local copy.
     let image = "127.0.0.1:5998/t-ops-ra/app:v1";
     let (ok, out) = docker(&["tag", images::NO_HEALTH, image]);

@@ -121,7 +121,7 @@ fn web_secret_names() -> String {
 #[test]
 fn generated_secret_is_kept_and_env_secret_rotates() {
     images::ensure();
-    let _guard = Cleanup(STACK);
+    let _guard = Cleanup::new(STACK);
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let engine = Engine::connect(&Target::Local).await.unwrap();

@@ -154,6 +154,9 @@ impl Drop for StackGuard {
 pub async fn run_case(docker: &Docker, case: &Case, n: usize) -> Result<(), String> {
     let a = Side { stack: format!("parity-a-{n:02}") };
     let b = Side { stack: format!("parity-b-{n:02}") };
+    // What a run killed midway left of these stacks would fail the case with "already exists".
+    remove_stack(&a.stack);
+    remove_stack(&b.stack);
     let _guard = StackGuard(vec![a.stack.clone(), b.stack.clone()]);
     let dir = tempfile::Builder::new().prefix("parity-").tempdir().unwrap();
     for (name, data) in &case.files {

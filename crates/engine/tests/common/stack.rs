@@ -13,13 +13,21 @@ pub fn docker(args: &[&str]) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-/// On drop, removes every service, secret, config, network and volume whose name starts with
-/// `<stack>_` — services first, then (once their containers are gone) the rest. Runs even when
-/// the test fails.
-pub struct Cleanup(pub &'static str);
+/// Removes every service, secret, config, network and volume whose name starts with `<stack>_`
+/// — services first, then (once their containers are gone) the rest — when made and again when
+/// dropped (also when the test fails). Sweeping first makes a test indifferent to what a run
+/// killed midway left behind: CI once found `t-ops-ra_app` and `t-ops-7_default` from such a run
+/// and two tests failed with "already exists".
+pub struct Cleanup(&'static str);
 
-impl Drop for Cleanup {
-    fn drop(&mut self) {
+impl Cleanup {
+    pub fn new(stack: &'static str) -> Cleanup {
+        let c = Cleanup(stack);
+        c.remove();
+        c
+    }
+
+    fn remove(&self) {
         let p = format!("{}_", self.0);
         let remove_all = |kind: &str| {
             let (_, names) = docker(&[kind, "ls", "--format", "{{.Name}}"]);
@@ -38,5 +46,11 @@ impl Drop for Cleanup {
         for kind in ["secret", "config", "network", "volume"] {
             remove_all(kind);
         }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
