@@ -83,7 +83,8 @@ pub struct Observed {
     pub groups: Option<Vec<Group>>,
     /// The swarm's nodes, when this engine is a manager.
     pub nodes: Option<Vec<ClusterNode>>,
-    /// Tasks meant to run that are not running yet, swarm-wide (manager only).
+    /// Tasks meant to run that are not running yet (or not yet created: replicas short of the
+    /// service's count), swarm-wide (manager only).
     pub pending_tasks: usize,
     /// Current A records of the domains (leader with a hosted zone only).
     pub records: Option<BTreeMap<String, Vec<String>>>,

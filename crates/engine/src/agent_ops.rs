@@ -9,7 +9,7 @@ use bollard::Docker;
 use bollard::models::{
     LocalNodeState, NodeSpecRoleEnum, SwarmInitRequest, SwarmJoinRequest, SwarmSpec, SwarmSpecDispatcher, TaskState,
 };
-use bollard::query_parameters::ListTasksOptions;
+use bollard::query_parameters::{ListServicesOptions, ListTasksOptions};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -99,8 +99,12 @@ impl Engine {
         self.update_node(id, |s| s.role = Some(role)).await
     }
 
-    /// Tasks meant to run that are not running yet, swarm-wide (a drained node's tasks are
-    /// "moved" once this is 0 and none is left on the node).
+    /// Tasks meant to run that are not running yet, swarm-wide, counting those Swarm has not even
+    /// created: a replicated service with fewer tasks meant to run than its replicas counts the
+    /// difference. A drained node's tasks are "moved" once this is 0 and none is left on the node.
+    /// (Regression: counting only existing tasks let the leader see 0 in the moment between Swarm
+    /// shutting a drained node's tasks down and creating their replacements, and a terminating
+    /// node left the swarm before its replicas ran elsewhere.)
     pub async fn pending_tasks(&self) -> Result<usize, EngineError> {
         let filters = HashMap::from([("desired-state".to_string(), vec!["running".to_string()])]);
         let tasks = self
@@ -108,6 +112,22 @@ impl Engine {
             .list_tasks(Some(ListTasksOptions { filters: Some(filters) }))
             .await
             .map_err(api("list tasks"))?;
-        Ok(tasks.iter().filter(|t| t.status.as_ref().and_then(|s| s.state) != Some(TaskState::RUNNING)).count())
+        let services = self.docker().list_services(None::<ListServicesOptions>).await.map_err(api("list services"))?;
+        let not_running =
+            tasks.iter().filter(|t| t.status.as_ref().and_then(|s| s.state) != Some(TaskState::RUNNING)).count();
+        let mut meant: HashMap<&str, usize> = HashMap::new();
+        for t in &tasks {
+            if let Some(id) = t.service_id.as_deref() {
+                *meant.entry(id).or_default() += 1;
+            }
+        }
+        let uncreated: usize = services
+            .iter()
+            .filter_map(|s| {
+                let replicas = s.spec.as_ref()?.mode.as_ref()?.replicated.as_ref()?.replicas? as usize;
+                Some(replicas.saturating_sub(meant.get(s.id.as_deref()?).copied().unwrap_or(0)))
+            })
+            .sum();
+        Ok(not_running + uncreated)
     }
 }
