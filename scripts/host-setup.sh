@@ -27,6 +27,8 @@ command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 # Many-machine tests: test hosts in network namespaces, each with sshd.
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+# ... and a bare host's local apt repository (crates/berth/tests/lab/bare-root.sh).
+command -v dpkg-scanpackages >/dev/null 2>&1 || need_pkgs+=(dpkg-dev)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   as_root apt-get update -qq

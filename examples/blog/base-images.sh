@@ -15,7 +15,7 @@
 #
 # The Debian mirror is the one this host's apt uses (or $DEBIAN_MIRROR). Cached: every image carries
 # the label io.berth.local.hash (a hash of this script); when all images have it nothing happens.
-# One debootstrap root is made and copied for every image; the package installs run in parallel and
+# One debootstrap root (scripts/minbase.sh) is made and copied for every image; the package installs run in parallel and
 # each installed root is kept in $BERTH_LOCAL_CACHE (default /var/tmp/berth-local) per package list.
 # Usage: base-images.sh [--force] [--print-env]   (--print-env: print the BASE_IMAGE variables to use)
 set -euo pipefail
@@ -61,39 +61,6 @@ flock 9
 if [ -z "$force" ] && up_to_date; then print_vars; exit 0; fi
 
 [ "$(id -u)" = 0 ] || { log "needs root (debootstrap, chroot)"; exit 1; }
-command -v debootstrap >/dev/null || { log "debootstrap is missing (apt-get install debootstrap)"; exit 1; }
-
-# The mirror and suites this host's apt uses: deb822 .sources files and one-line .list files.
-host_sources() { # prints "uri suite" lines for bookworm suites
-  local f
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    awk 'BEGIN{RS=""; FS="\n"} {
-      uris=""; suites=""; comps=""
-      for (i=1;i<=NF;i++) {
-        if ($i ~ /^URIs:/) { sub(/^URIs:[ \t]*/,"",$i); uris=$i }
-        if ($i ~ /^Suites:/) { sub(/^Suites:[ \t]*/,"",$i); suites=$i }
-        if ($i ~ /^Components:/) { comps=$i }
-      }
-      if (comps !~ /main/) next
-      n=split(uris,u," "); m=split(suites,s," ")
-      for (a=1;a<=n;a++) for (b=1;b<=m;b++) print u[a], s[b]
-    }' "$f"
-  done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [ -f "$f" ] || continue
-    awk '$1=="deb" { i=2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } print $i, $(i+1) }' "$f"
-  done
-}
-mapfile -t sources < <(host_sources | awk '$2 ~ /^bookworm/' | sort -u)
-mirror=${DEBIAN_MIRROR:-}
-if [ -z "$mirror" ]; then
-  for s in "${sources[@]}"; do
-    set -- $s
-    [ "$2" = bookworm ] && { mirror=$1; break; }
-  done
-fi
-[ -n "$mirror" ] || { log "no bookworm mirror in this host's apt sources; set DEBIAN_MIRROR"; exit 1; }
 
 cache=${BERTH_LOCAL_CACHE:-/var/tmp/berth-local}
 mkdir -p "$cache"
@@ -109,23 +76,7 @@ cleanup() {
 trap cleanup EXIT
 
 start=$(date +%s)
-minbase="$cache/minbase-bookworm.tar"
-if [ ! -s "$minbase" ]; then
-  log "debootstrap --variant=minbase bookworm from $mirror"
-  debootstrap --variant=minbase bookworm "$work/minbase" "$mirror" >"$work/debootstrap.log" 2>&1 \
-    || { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
-  {
-    for s in "${sources[@]}"; do
-      set -- $s
-      echo "deb $1 $2 main"
-    done
-  } >"$work/minbase/etc/apt/sources.list"
-  [ -s "$work/minbase/etc/apt/sources.list" ] || echo "deb $mirror bookworm main" >"$work/minbase/etc/apt/sources.list"
-  rm -rf "$work/minbase/var/cache/apt/archives/"*.deb "$work/minbase/var/lib/apt/lists/"*
-  tar -C "$work/minbase" -cf "$minbase.tmp" . && mv "$minbase.tmp" "$minbase"
-  rm -rf "$work/minbase"
-  log "minbase root ready ($(($(date +%s) - start)) s)"
-fi
+minbase=$(bash "$here/../../scripts/minbase.sh")
 
 packages() { # image -> Debian packages
   case "$1" in

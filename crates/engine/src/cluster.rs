@@ -369,13 +369,17 @@ async fn engine_on(plan: &ClusterPlan, host: &HostAddr, changes: &mut Vec<String
         Err(e) => return Err(e),
     }
     let session = Session::connect(host, &plan.options).await?;
-    let script = "set -e; if ! command -v dockerd >/dev/null 2>&1; then \
-        if command -v apt-get >/dev/null 2>&1; then export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq docker.io; \
-        elif command -v dnf >/dev/null 2>&1; then dnf install -y -q docker; \
-        elif command -v yum >/dev/null 2>&1; then yum install -y -q docker; \
+    // As root, or through passwordless sudo for another user (`-n`: fail rather than ask), who
+    // then joins the `docker` group so that the next SSH session may open the socket.
+    let script = "set -e; S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; \
+        if ! command -v dockerd >/dev/null 2>&1; then \
+        if command -v apt-get >/dev/null 2>&1; then $S apt-get update -qq; $S env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io; \
+        elif command -v dnf >/dev/null 2>&1; then $S dnf install -y -q docker; \
+        elif command -v yum >/dev/null 2>&1; then $S yum install -y -q docker; \
         else echo 'no apt-get, dnf or yum: install Docker by hand' >&2; exit 3; fi; fi; \
-        if command -v systemctl >/dev/null 2>&1 && systemctl list-units >/dev/null 2>&1; then systemctl enable --now docker; \
-        elif ! docker info >/dev/null 2>&1; then (nohup dockerd >/var/log/dockerd.log 2>&1 &); sleep 3; fi";
+        if command -v systemctl >/dev/null 2>&1 && systemctl list-units >/dev/null 2>&1; then $S systemctl enable --now docker; \
+        elif ! $S docker info >/dev/null 2>&1; then $S sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'; sleep 3; fi; \
+        if [ -n \"$S\" ]; then $S usermod -aG docker \"$(id -un)\"; fi";
     let out = session.exec(script, None).await?;
     session.close().await;
     if out.code != 0 {
@@ -417,13 +421,21 @@ pub async fn cluster_up(plan: &ClusterPlan, on: &mut (dyn FnMut(&str) + Send)) -
             hint: Some("set `managers:` to 1 or more".into()),
         });
     }
-    // 1. Observe every host.
-    let mut engines: Vec<(HostPlan, Engine, Membership)> = Vec::new();
+    // 1. Observe every host, all at once (installing Docker takes half a minute a host).
     for h in &plan.hosts {
         on(&format!("{}: checking", h.addr));
-        let e = engine_on(plan, &h.addr, &mut report.changes).await?;
+    }
+    let observed = futures_util::future::try_join_all(plan.hosts.iter().map(|h| async move {
+        let mut changes = Vec::new();
+        let e = engine_on(plan, &h.addr, &mut changes).await?;
         let m = e.membership().await?;
-        engines.push((h.clone(), e, m));
+        Ok::<_, EngineError>((h.clone(), e, m, changes))
+    }))
+    .await?;
+    let mut engines: Vec<(HostPlan, Engine, Membership)> = Vec::new();
+    for (h, e, m, changes) in observed {
+        report.changes.extend(changes);
+        engines.push((h, e, m));
     }
     // 2. The swarm: the one our managers are in (there must be at most one).
     let clusters: Vec<String> = {

@@ -159,7 +159,7 @@ impl SshError {
                     .into()
             }
             SshError::Forward { .. } => {
-                "is Docker installed and running on the host (`berth cluster up` installs it)? Is the `socket:` \
+                "is Docker installed and running on the host (`berth cluster up` installs it unless given `--no-install`)? Is the `socket:` \
                  path of the target right?"
                     .into()
             }

@@ -40,8 +40,22 @@ pub struct Lab;
 impl Lab {
     /// `n` hosts; images `all` loaded into every host, `per_host` (host, images) into one host each.
     pub fn up(n: usize, all: &str, per_host: &[(usize, &str)]) -> Lab {
+        Lab::up_with_bare(n, all, per_host, &[])
+    }
+
+    /// Like [`Lab::up`], with the hosts `bare` started as bare machines: no Docker, their own
+    /// Debian root (`tests/lab/bare-root.sh`, made once) with apt reaching only a local repository.
+    pub fn up_with_bare(n: usize, all: &str, per_host: &[(usize, &str)], bare: &[usize]) -> Lab {
         let mut cmd = Command::new("bash");
         cmd.arg(lab_script()).args(["up", &n.to_string()]).env("LAB_IMAGES", all);
+        if !bare.is_empty() {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/bare-root.sh");
+            let out = Command::new("bash").arg(script).output().expect("run bare-root.sh");
+            assert!(out.status.success(), "bare root: {}", String::from_utf8_lossy(&out.stderr));
+            let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let list: Vec<String> = bare.iter().map(|i| i.to_string()).collect();
+            cmd.env("LAB_BARE", list.join(" ")).env("LAB_BARE_ROOT", root);
+        }
         for (i, images) in per_host {
             cmd.env(format!("LAB_IMAGES_{i}"), images);
         }

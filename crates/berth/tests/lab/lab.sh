@@ -15,6 +15,11 @@
 # /run/berth-lab/{host}/docker.sock): the hosts share this machine's mount namespace, so every
 # node needs its own path. SSH sessions get DOCKER_HOST set to it, so that the docker CLI's
 # `DOCKER_HOST=ssh://` (which runs `docker system dial-stdio` on the host) reaches the same engine. Images given in LAB_IMAGES are copied into every node (docker save|load), those in LAB_IMAGES_<i> into node i.
+# Hosts listed in LAB_BARE (e.g. "2") are bare machines instead: no dockerd, their own root file system
+# (the tar LAB_BARE_ROOT, see bare-root.sh: Debian without Docker, apt reaching only a local repository)
+# where their sshd runs (root and `deploy`, a sudoer, log in with the lab's key), so that `cluster up` installs Docker there as on a fresh server. Their
+# engine, once installed, listens on the same socket path as the others' (a daemon.json placed in the
+# root beforehand; /run/berth-lab/<ip> on this machine is a link into the root).
 # Every name starts with $LAB_PREFIX (default "blab"; a second lab beside the first needs another prefix, LAB_NET, LAB_BASE and LAB_RUN); `down` touches nothing else. Needs root, iproute2, openssh-server.
 set -euo pipefail
 
@@ -80,6 +85,56 @@ CFG
     </dev/null >>"$BASE/sshd-$n.log" 2>&1 &
 }
 
+is_bare() { [[ " ${LAB_BARE:-} " == *" $1 "* ]]; }
+
+start_bare() {
+  local i=$1 n=n$1 S=$BASE/ssh ip root
+  ip=$(nip "$i")
+  root=$BASE/$n/root
+  [ -s "${LAB_BARE_ROOT:-}" ] || { log "LAB_BARE needs LAB_BARE_ROOT (bare-root.sh)"; return 1; }
+  mkdir -p "$root"
+  tar -C "$root" -xf "$LAB_BARE_ROOT"
+  [ -f "$S/host_$n" ] || ssh-keygen -q -t ed25519 -N '' -f "$S/host_$n" -C "$P-$n"
+  install -m 600 "$S/host_$n" "$root/etc/ssh/lab_host_key"
+  install -m 644 "$S/authorized_keys" "$root/etc/ssh/lab_authorized_keys"
+  echo "127.0.1.1 $P-$n" >>"$root/etc/hosts"
+  mkdir -p "$root/run/sshd" "$root/etc/docker" "$root$RUN/$ip" "$RUN"
+  ln -sfn "$root$RUN/$ip" "$RUN/$ip"
+  # What an operator's image would carry: where the engine listens, and this lab's cgroup and
+  # address pools (so that `lab.sh down` finds its containers and the pools do not collide).
+  cat >"$root/etc/docker/daemon.json" <<JSON
+{
+  "hosts": ["unix://$(sock "$i")"],
+  "cgroup-parent": "/$P-$n",
+  "storage-driver": "overlay2",
+  "log-opts": {"max-size": "5m", "max-file": "2"},
+  "default-address-pools": [{"base": "10.210.0.0/16", "size": 24}]
+}
+JSON
+  cat >"$root/etc/ssh/sshd_config.lab" <<CFG
+ListenAddress $ip:22
+HostKey /etc/ssh/lab_host_key
+PidFile /run/sshd-lab.pid
+AuthorizedKeysFile /etc/ssh/lab_authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PrintMotd no
+AllowStreamLocalForwarding yes
+SetEnv DOCKER_HOST=unix://$(sock "$i")
+CFG
+  # Its own mount namespace whose root is the host's root (pivot_root, not chroot: runc's `exec`
+  # into a container, e.g. a health check, enters the namespace's root), with /proc, /sys, /dev;
+  # everything ends with the host's processes.
+  mkdir -p "$root/.oldroot"
+  setsid nsenter --net="/run/netns/$P-$n" unshare --uts --mount --propagation private \
+    sh -c "hostname $P-$n && mount --bind $root $root && mount -t proc proc $root/proc \
+      && mount --rbind /sys $root/sys && mount --rbind /dev $root/dev && cd $root && pivot_root . .oldroot \
+      && exec /usr/sbin/chroot . /bin/sh -c 'umount -l /.oldroot && exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config.lab'" \
+    </dev/null >>"$BASE/sshd-$n.log" 2>&1 &
+}
+
 # PIDs of processes that belong to host i: every process in the host's network namespace (its
 # dockerd, containerd, shims, sshd) and every process of its containers, which have network
 # namespaces of their own but live in the cgroup the host's dockerd puts them under
@@ -139,10 +194,14 @@ up)
   chmod 600 "$BASE/ssh/authorized_keys"
   : >"$BASE/ssh/known_hosts"
   for i in $(seq 1 "$n"); do
-    start_dockerd "$i"
-    start_sshd "$i"
+    if is_bare "$i"; then
+      start_bare "$i"
+    else
+      start_dockerd "$i"
+      start_sshd "$i"
+    fi
   done
-  for i in $(seq 1 "$n"); do wait_dockerd "$i"; done
+  for i in $(seq 1 "$n"); do is_bare "$i" || wait_dockerd "$i"; done
   for i in $(seq 1 "$n"); do
     echo "$(nip "$i") $(cut -d' ' -f1-2 "$BASE/ssh/host_n$i.pub")" >>"$BASE/ssh/known_hosts"
   done
@@ -153,6 +212,7 @@ up)
     # shellcheck disable=SC2086
     docker save $LAB_IMAGES >"$BASE/images.tar"
     for i in $(seq 1 "$n"); do
+      is_bare "$i" && continue
       dk "$i" load -q -i "$BASE/images.tar" >/dev/null &
       pids+=($!)
     done
