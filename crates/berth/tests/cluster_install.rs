@@ -91,7 +91,8 @@ fn cluster_up_installs_docker_on_a_bare_host_and_runs_tasks_there() {
     let r = berth(&["-t", "lab", "deploy", "--plain"]);
     assert_eq!(r.code, 0, "deploy");
     loop {
-        let healthy = |i| !docker(i, &["ps", "--filter", "health=healthy", "--filter", "name=inst_web", "-q"]).is_empty();
+        let healthy =
+            |i| !docker(i, &["ps", "--filter", "health=healthy", "--filter", "name=inst_web", "-q"]).is_empty();
         if healthy(1) && healthy(2) {
             break;
         }

@@ -253,7 +253,7 @@ pub struct EdgeHandle {
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
     /// The worker threads, when `EdgeOptions::workers` asked for them (stopped when the handle is dropped).
-    _workers: Option<workers::Workers>,
+    _workers: Option<Arc<workers::Workers>>,
 }
 
 impl EdgeHandle {
@@ -460,34 +460,17 @@ pub async fn start_with(
             workers::Workers::start(n).map_err(|source| EdgeError::Bind { addr: "worker threads".into(), source })?,
         ),
     };
+    if let Some(w) = &workers {
+        let _ = shared.metrics.worker_connections.set(w.open_connections());
+    }
+    let workers = workers.map(Arc::new);
     let mut tasks = Vec::new();
     let listeners = http_l
         .into_iter()
         .map(|l| (l, None))
         .chain(https_l.into_iter().filter_map(|l| Some((l, Some(acceptor.clone()?)))));
     for (l, acc) in listeners {
-        match &workers {
-            None => tasks.push(tokio::spawn(accept_loop(l, shared.clone(), acc, limits.clone()))),
-            // Every worker accepts on its own descriptor of the same socket.
-            Some(w) => {
-                let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                let bind_err = |source| EdgeError::Bind { addr: addr.clone(), source };
-                let std_l = l.into_std().map_err(bind_err)?;
-                let mut dups = Vec::new();
-                for _ in 0..shared.opts.workers {
-                    dups.push(std_l.try_clone().map_err(bind_err)?);
-                }
-                tasks.extend(w.spawn_each(|_| {
-                    let (shared, acc, limits) = (shared.clone(), acc.clone(), limits.clone());
-                    let fd = dups.pop();
-                    async move {
-                        if let Some(l) = fd.and_then(|fd| TcpListener::from_std(fd).ok()) {
-                            accept_loop(l, shared, acc, limits).await;
-                        }
-                    }
-                }));
-            }
-        }
+        tasks.push(tokio::spawn(accept_loop(l, shared.clone(), acc, limits.clone(), workers.clone())));
     }
     if let Some(l) = admin_l {
         tasks.push(tokio::spawn(admin_loop(l, shared.clone())));
@@ -577,11 +560,14 @@ async fn stop_signal(term: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
+/// Accepts connections on `listener` and serves each: on the least loaded worker thread when there are workers
+/// (see [`workers`]), else on this runtime.
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     limits: Arc<config::Limits>,
+    workers: Option<Arc<workers::Workers>>,
 ) {
     let mut h1 = hyper::server::conn::http1::Builder::new();
     h1.timer(TokioTimer::new())
@@ -595,43 +581,93 @@ async fn accept_loop(
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(Builders { h1, h2, idle: Duration::from_millis(limits.header_timeout_ms) });
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(_) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let acceptor = acceptor.clone();
-        let builder = builder.clone();
-        let hs_timeout = Duration::from_millis(limits.tls_handshake_timeout_ms);
-        let first_byte_timeout = Duration::from_millis(limits.header_timeout_ms);
-        tokio::spawn(async move {
-            shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-            shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-            let mut phase = shared.phase.subscribe();
-            let work = async {
-                // Wait for the first bytes before building connection state (idle new connections stay small).
-                // A client that connects and sends nothing is dropped after the header timeout.
-                if let Ok(Ok(())) = tokio::time::timeout(first_byte_timeout, stream.readable()).await {
-                    match acceptor {
-                        None => Box::pin(serve_plain(stream, peer, &shared, &builder)).await,
-                        Some(acc) => Box::pin(serve_tls(stream, peer, &shared, acc, &builder, hs_timeout)).await,
-                    }
+    let conn = Arc::new(ConnContext { shared, acceptor, builder, limits });
+    // EMFILE and friends: back off briefly instead of spinning.
+    let backoff = || tokio::time::sleep(Duration::from_millis(50));
+    let Some(workers) = workers else {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(connection(stream, peer, conn.clone()));
                 }
-            };
-            // After the drain grace period whatever is left is dropped.
-            tokio::select! {
-                _ = work => {}
-                _ = phase.wait_for(|p| *p >= 2) => {}
+                Err(_) => backoff().await,
             }
-            shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-        });
+        }
+    };
+    // The accepted socket goes to a worker's reactor: accept it as a plain std socket (readiness from this
+    // runtime's reactor, so nothing is registered here only to be undone).
+    let registered = listener.into_std().and_then(|l| {
+        // SAFETY: the AsyncFd owns the listener, so its descriptor stays open and the same until it is dropped.
+        unsafe { tokio::io::unix::AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+    });
+    let listener = match registered {
+        Ok(l) => l,
+        Err(e) => {
+            let event = serde_json::json!({"event": "accept_failed", "error": e.to_string()});
+            conn.shared.opts.access_log.line(&event.to_string());
+            return;
+        }
+    };
+    loop {
+        let Ok(mut ready) = listener.readable().await else {
+            backoff().await;
+            continue;
+        };
+        match ready.try_io(|l| l.get_ref().accept()) {
+            Err(_would_block) => continue,
+            Ok(Ok((stream, peer))) => {
+                let _ = stream.set_nodelay(true);
+                if stream.set_nonblocking(true).is_err() {
+                    continue;
+                }
+                let (worker, load) = workers.least_loaded();
+                let conn = conn.clone();
+                worker.spawn(async move {
+                    let _load = load;
+                    if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                        connection(stream, peer, conn).await;
+                    }
+                });
+            }
+            Ok(Err(_)) => backoff().await,
+        }
     }
+}
+
+/// What serving a connection of one listener needs.
+struct ConnContext {
+    shared: Arc<Shared>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    builder: Arc<Builders>,
+    limits: Arc<config::Limits>,
+}
+
+/// Serves one accepted connection until it ends or the edge's drain grace period is over.
+async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, conn: Arc<ConnContext>) {
+    let ConnContext { shared, acceptor, builder, limits } = &*conn;
+    let hs_timeout = Duration::from_millis(limits.tls_handshake_timeout_ms);
+    let first_byte_timeout = Duration::from_millis(limits.header_timeout_ms);
+    shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    let mut phase = shared.phase.subscribe();
+    let work = async {
+        // Wait for the first bytes before building connection state (idle new connections stay small).
+        // A client that connects and sends nothing is dropped after the header timeout.
+        if let Ok(Ok(())) = tokio::time::timeout(first_byte_timeout, stream.readable()).await {
+            match acceptor {
+                None => Box::pin(serve_plain(stream, peer, shared, builder)).await,
+                Some(acc) => Box::pin(serve_tls(stream, peer, shared, acc.clone(), builder, hs_timeout)).await,
+            }
+        }
+    };
+    // After the drain grace period whatever is left is dropped.
+    tokio::select! {
+        _ = work => {}
+        _ = phase.wait_for(|p| *p >= 2) => {}
+    }
+    shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Connection builders: HTTP/1.1 on plain ports and for TLS without ALPN `h2`; HTTP/2 when ALPN chose it.

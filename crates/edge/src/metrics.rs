@@ -25,6 +25,8 @@ pub struct Metrics {
     pub upstream_errors: AtomicU64,
     /// Requests retried on another backend.
     pub retries: AtomicU64,
+    /// Open connections per worker thread, when the edge runs workers.
+    pub worker_connections: std::sync::OnceLock<std::sync::Arc<[std::sync::atomic::AtomicUsize]>>,
 }
 
 impl Metrics {
@@ -67,6 +69,17 @@ impl Metrics {
             ("berth_edge_retries_total", "counter", &self.retries),
         ] {
             let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {}", g(v));
+        }
+        if let Some(open) = self.worker_connections.get() {
+            out.push_str("# TYPE berth_edge_worker_connections gauge\n");
+            for (i, n) in open.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "berth_edge_worker_connections{{worker=\"{}\"}} {}",
+                    i + 1,
+                    n.load(Ordering::Relaxed)
+                );
+            }
         }
         out.push_str("# TYPE berth_edge_backends gauge\n");
         for set in registry.all() {

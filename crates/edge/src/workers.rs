@@ -1,13 +1,19 @@
-//! Worker threads, one single-threaded tokio runtime each (like nginx's worker processes): every worker accepts
-//! on the same listening sockets and serves the connections it accepted from start to end, including their
-//! upstream connections (pooled per worker, see [`current`]). Nothing on a request's path crosses threads, so no
-//! work-stealing scheduler, no cross-thread wake-ups and no contended pool locks.
+//! Worker threads, one single-threaded tokio runtime each (like nginx's worker processes). One accept loop per
+//! listener hands every new connection to the worker serving the fewest ([`Workers::least_loaded`]), which
+//! serves it from start to end, including its upstream connections (pooled per worker, see [`current`]).
+//! Nothing on a request's path crosses threads, so no work-stealing scheduler, no cross-thread wake-ups and no
+//! contended pool locks.
+//!
+//! Why one accept loop and not one per worker on the same socket: every worker's epoll is woken by a new
+//! connection and the first to call `accept` takes it, and then the next ones in the queue: a burst of
+//! connections (a load generator's 64) often went all to one worker, which then served every request on one
+//! core while the other idled (seen in a profile of `bench/edge.sh`: 99.98 % of the samples on one worker).
 
 use std::cell::Cell;
-use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
 
 thread_local! {
     static WORKER: Cell<usize> = const { Cell::new(0) };
@@ -21,7 +27,23 @@ pub fn current() -> usize {
 /// Running workers. Dropping this stops them: their runtimes end and drop whatever connections they still hold.
 pub(crate) struct Workers {
     handles: Vec<Handle>,
+    /// Open connections per worker.
+    open: Arc<[AtomicUsize]>,
+    /// Where the search for the least loaded worker starts (rotates, so that ties are spread).
+    next: AtomicUsize,
     stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// A connection counted against a worker until dropped.
+pub(crate) struct Load {
+    open: Arc<[AtomicUsize]>,
+    worker: usize,
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.open[self.worker].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Workers {
@@ -40,16 +62,22 @@ impl Workers {
                 });
             })?;
         }
-        Ok(Workers { handles, stop })
+        let open: Arc<[AtomicUsize]> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+        Ok(Workers { handles, open, next: AtomicUsize::new(0), stop })
     }
 
-    /// Runs `f(worker index)` on every worker.
-    pub(crate) fn spawn_each<F, Fut>(&self, mut f: F) -> Vec<JoinHandle<()>>
-    where
-        F: FnMut(usize) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.handles.iter().enumerate().map(|(i, h)| h.spawn(f(i))).collect()
+    /// Open connections per worker (for `/metrics`).
+    pub(crate) fn open_connections(&self) -> Arc<[AtomicUsize]> {
+        self.open.clone()
+    }
+
+    /// The worker with the fewest open connections, and the new connection counted against it.
+    pub(crate) fn least_loaded(&self) -> (&Handle, Load) {
+        let n = self.handles.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let worker = (0..n).map(|k| (start + k) % n).min_by_key(|&i| self.open[i].load(Ordering::Relaxed)).unwrap_or(0);
+        self.open[worker].fetch_add(1, Ordering::Relaxed);
+        (&self.handles[worker], Load { open: self.open.clone(), worker })
     }
 }
 

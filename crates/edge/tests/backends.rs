@@ -234,3 +234,29 @@ async fn serve_reloads_when_config_file_changes() {
     assert!(ok, "route added by editing the file");
     task.abort();
 }
+
+/// Regression: every worker thread accepted on the same socket, and the first one awake took the whole queue,
+/// so a burst of connections (a load generator's) often went all to one worker, which then served every
+/// request on one core while the other idled. One accept loop now hands each connection to the worker with
+/// the fewest open ones.
+#[tokio::test]
+async fn a_burst_of_connections_is_spread_evenly_over_the_workers() {
+    let a = TestBackend::start("a").await;
+    let r = StaticResolver::new();
+    r.set("web", vec![a.addr]);
+    let e = edge(route_cfg(None), r).await;
+    wait_for(|| e.handle.metrics_text().contains("state=\"healthy\"} 1")).await;
+    let addr = e.http();
+    let conns = futures_util::future::join_all((0..20).map(|_| async move {
+        let mut c = KeepAlive::connect(addr).await;
+        assert_eq!(c.get("app.test", "/").await.status, 200);
+        c
+    }))
+    .await;
+    let m = e.handle.metrics_text();
+    for w in 1..=2 {
+        assert!(m.contains(&format!("berth_edge_worker_connections{{worker=\"{w}\"}} 10\n")), "{m}");
+    }
+    drop(conns);
+    wait_for(|| e.handle.metrics_text().contains("berth_edge_worker_connections{worker=\"1\"} 0\n")).await;
+}
