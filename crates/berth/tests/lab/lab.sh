@@ -63,23 +63,21 @@ wait_dockerd() {
   return 1
 }
 
+# sshd_config of host i: key logins only, socket forwarding, DOCKER_HOST set; then the lines given
+# (listen address, host key, pid and authorized-keys files, which differ between lab and bare hosts).
+sshd_config() {
+  local i=$1
+  shift
+  printf '%s\n' "ListenAddress $(nip "$i"):22" "$@" \
+    "PermitRootLogin prohibit-password" "PasswordAuthentication no" "KbdInteractiveAuthentication no" \
+    "UsePAM no" "PrintMotd no" "AllowStreamLocalForwarding yes" "SetEnv DOCKER_HOST=unix://$(sock "$i")"
+}
+
 start_sshd() {
   local i=$1 n=n$1 S=$BASE/ssh
   [ -f "$S/host_$n" ] || ssh-keygen -q -t ed25519 -N '' -f "$S/host_$n" -C "$P-$n"
-  cat >"$S/sshd_config.$n" <<CFG
-ListenAddress $(nip "$i"):22
-HostKey $S/host_$n
-PidFile $RUN/sshd-$n.pid
-AuthorizedKeysFile $S/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PrintMotd no
-AllowStreamLocalForwarding yes
-StrictModes no
-SetEnv DOCKER_HOST=unix://$(sock "$i")
-CFG
+  sshd_config "$i" "HostKey $S/host_$n" "PidFile $RUN/sshd-$n.pid" "AuthorizedKeysFile $S/authorized_keys" \
+    "StrictModes no" >"$S/sshd_config.$n"
   setsid nsenter --net="/run/netns/$P-$n" unshare --uts \
     sh -c "hostname $P-$n; exec /usr/sbin/sshd -D -e -f $S/sshd_config.$n" \
     </dev/null >>"$BASE/sshd-$n.log" 2>&1 &
@@ -111,19 +109,8 @@ start_bare() {
   "default-address-pools": [{"base": "10.210.0.0/16", "size": 24}]
 }
 JSON
-  cat >"$root/etc/ssh/sshd_config.lab" <<CFG
-ListenAddress $ip:22
-HostKey /etc/ssh/lab_host_key
-PidFile /run/sshd-lab.pid
-AuthorizedKeysFile /etc/ssh/lab_authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PrintMotd no
-AllowStreamLocalForwarding yes
-SetEnv DOCKER_HOST=unix://$(sock "$i")
-CFG
+  sshd_config "$i" "HostKey /etc/ssh/lab_host_key" "PidFile /run/sshd-lab.pid" \
+    "AuthorizedKeysFile /etc/ssh/lab_authorized_keys" >"$root/etc/ssh/sshd_config.lab"
   # Its own mount namespace whose root is the host's root (pivot_root, not chroot: runc's `exec`
   # into a container, e.g. a health check, enters the namespace's root), with /proc, /sys, /dev;
   # everything ends with the host's processes.
