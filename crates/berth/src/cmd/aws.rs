@@ -387,15 +387,27 @@ fn status(p: &Prepared, json: bool) -> u8 {
     }
 }
 
-/// Registry credentials for a deploy to an AWS target: the Docker CLI's, plus a fresh ECR token
-/// for the account's registry (12 hours; a new one at every deploy, which the swarm then gets —
-/// the fingerprint label changes — without restarting tasks). Also returns the registry host.
+/// Registry credentials for a deploy to an AWS target: the Docker CLI's, plus an ECR token for the
+/// account's registry (12 hours), kept in `~/.cache/berth` and used again while more than half its
+/// life is left (`berth_aws::ecr::login_cached`), so that a `plan` right after a deploy shows no
+/// change. A new token changes the fingerprint label, and the swarm gets it without restarting
+/// tasks. Also returns the registry host.
 pub(crate) fn registry_auths(t: &AwsTarget) -> Result<(berth_engine::RegistryAuths, String), u8> {
     let rt = runtime()?;
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("berth"));
     let login = rt
         .block_on(async {
             let conf = berth_aws::config::load(&t.region, t.profile.as_deref()).await?;
-            berth_aws::ecr::login(&conf).await
+            // One token per region, profile and endpoint (a test's moto server is not AWS).
+            let key =
+                format!("{} {} {}", t.region, t.profile.as_deref().unwrap_or(""), conf.endpoint_url().unwrap_or(""));
+            match &cache {
+                Some(dir) => berth_aws::ecr::login_cached(&conf, dir, &key).await,
+                None => berth_aws::ecr::login(&conf).await,
+            }
         })
         .map_err(|e| aws_fail(&e))?;
     let mut auths = berth_engine::RegistryAuths::load(None);
