@@ -80,7 +80,7 @@ fn cache_file(dir: &Path, key: &str) -> std::path::PathBuf {
 
 fn cache_load(dir: &Path, key: &str, now: i64) -> Option<EcrLogin> {
     let c: Cached = serde_json::from_slice(&std::fs::read(cache_file(dir, key)).ok()?).ok()?;
-    (c.expires_at - now > CACHE_MIN_LEFT).then(|| EcrLogin {
+    (c.expires_at - now > CACHE_MIN_LEFT).then_some(EcrLogin {
         registry: c.registry,
         username: c.username,
         password: c.password,
