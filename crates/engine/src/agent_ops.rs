@@ -9,7 +9,7 @@ use bollard::Docker;
 use bollard::models::{
     LocalNodeState, NodeSpecRoleEnum, SwarmInitRequest, SwarmJoinRequest, SwarmSpec, SwarmSpecDispatcher, TaskState,
 };
-use bollard::query_parameters::{ListServicesOptions, ListTasksOptions};
+use bollard::query_parameters::ListServicesOptions;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -106,12 +106,7 @@ impl Engine {
     /// shutting a drained node's tasks down and creating their replacements, and a terminating
     /// node left the swarm before its replicas ran elsewhere.)
     pub async fn pending_tasks(&self) -> Result<usize, EngineError> {
-        let filters = HashMap::from([("desired-state".to_string(), vec!["running".to_string()])]);
-        let tasks = self
-            .docker()
-            .list_tasks(Some(ListTasksOptions { filters: Some(filters) }))
-            .await
-            .map_err(api("list tasks"))?;
+        let tasks = self.running_tasks().await?;
         let services = self.docker().list_services(None::<ListServicesOptions>).await.map_err(api("list services"))?;
         let not_running =
             tasks.iter().filter(|t| t.status.as_ref().and_then(|s| s.state) != Some(TaskState::RUNNING)).count();

@@ -217,7 +217,7 @@ impl Engine {
     }
 
     /// Tasks whose desired state is running (on any node).
-    async fn running_tasks(&self) -> Result<Vec<bollard::models::Task>, EngineError> {
+    pub(crate) async fn running_tasks(&self) -> Result<Vec<bollard::models::Task>, EngineError> {
         let filters = HashMap::from([("desired-state".to_string(), vec!["running".to_string()])]);
         self.docker().list_tasks(Some(ListTasksOptions { filters: Some(filters) })).await.map_err(api("list tasks"))
     }
